@@ -1,0 +1,158 @@
+"""The ``rig`` command: perform, generate, loop, doctor, bench.
+
+Every command prints its result's path (if it makes a file) as its last line of standard output and
+reports problems as one ``rig: error: ...`` line on standard error with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rig import __version__
+from rig.config import Config, ConfigError, load_config
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="rig.toml (default: ./rig.toml if present)")
+    parser.add_argument("--takes", help="take folder (RIG_TAKES)")
+    parser.add_argument("--osc-host", help="host of the Max for Live device (RIG_OSC_HOST)")
+    parser.add_argument("--osc-port", help="the device's UDP port (RIG_OSC_PORT)")
+    parser.add_argument("--listen-port", help="the rig's own UDP port (RIG_LISTEN_PORT)")
+    parser.add_argument("--wav-format", choices=["pcm24", "float"], help="WAV sample format")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "paths.takes": getattr(args, "takes", None),
+        "osc.host": getattr(args, "osc_host", None),
+        "osc.port": getattr(args, "osc_port", None),
+        "osc.listen_port": getattr(args, "listen_port", None),
+        "audio.wav_format": getattr(args, "wav_format", None),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"rig {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    perform = sub.add_parser("perform", help="run the rig for a show (session, OSC link, ...)")
+    _config_flags(perform)
+
+    generate = sub.add_parser("generate", help="one prompt → one take (→ one device slot)")
+    generate.add_argument("prompt", help="e.g. 'dark pad, Tempo: 107, Key: E minor, Bars: 4'")
+    generate.add_argument("--engine", default="gan", help="engine name (default: gan)")
+    generate.add_argument("--model", help="model name or folder")
+    generate.add_argument("--slot", type=int, default=1, help="device slot, from 1 (default 1)")
+    generate.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
+    generate.add_argument("--no-send", action="store_true", help="write the take, send nothing")
+    _config_flags(generate)
+
+    loop = sub.add_parser("loop", help="make a bar-exact, click-free loop from an audio file")
+    loop.add_argument("input", type=Path, help="WAV/FLAC/OGG/AIFF/MP3 file")
+    loop.add_argument("--bpm", type=float, required=True, help="target tempo")
+    loop.add_argument("--bars", type=int, required=True, help="target length in bars")
+    loop.add_argument("--beats-per-bar", type=int, default=None, help="default from config (4)")
+    loop.add_argument("--source-bpm", type=float, help="the file's own tempo, if known")
+    loop.add_argument("--no-trim", action="store_true", help="keep leading/trailing silence")
+    loop.add_argument("-o", "--output", type=Path, help="output WAV (default: IN.loop.wav)")
+    _config_flags(loop)
+
+    doctor = sub.add_parser("doctor", help="check this machine and the configuration")
+    _config_flags(doctor)
+
+    bench = sub.add_parser("bench", help="measure speed; prints figures")
+    bench.add_argument("what", choices=["loops"], help="what to measure")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    _config_flags(bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rig`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        config = load_config(args.config, overrides=_overrides(args))
+        return int(COMMANDS[args.command](args, config))
+    except (ConfigError, ValueError, OSError, RuntimeError) as error:
+        print(f"rig: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_loop(args: argparse.Namespace, config: Config) -> int:
+    from rig.loops import make_loop, read_audio
+    from rig.takes import atomic_write_wav
+
+    audio, rate = read_audio(args.input)
+    beats = args.beats_per_bar or config.music.beats_per_bar
+    loop = make_loop(
+        audio,
+        rate,
+        args.bpm,
+        args.bars,
+        beats,
+        config.audio,
+        source_bpm=args.source_bpm,
+        trim=not args.no_trim,
+    )
+    output = args.output or args.input.with_name(f"{args.input.stem}.loop.wav")
+    if output.resolve() == args.input.resolve():
+        raise ValueError(f"{output} is the input file; choose another output path")
+    atomic_write_wav(output, loop.audio, loop.sample_rate, config.audio.wav_subtype)
+    print(
+        f"{loop.bars} bars at {loop.bpm:g} BPM: {loop.audio.shape[1]} samples, "
+        f"{loop.lufs:.1f} LUFS, peak {loop.peak_dbfs:.1f} dBFS",
+        file=sys.stderr,
+    )
+    print(output)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
+    from rig.commands import generate
+
+    return generate(args, config)
+
+
+def _cmd_perform(args: argparse.Namespace, config: Config) -> int:
+    from rig.commands import perform
+
+    return perform(config)
+
+
+def _cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from rig.doctor import run_doctor
+
+    return run_doctor(config)
+
+
+def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from rig.bench import run_bench
+
+    return run_bench(args.what, config, as_json=args.json)
+
+
+COMMANDS = {
+    "loop": _cmd_loop,
+    "generate": _cmd_generate,
+    "perform": _cmd_perform,
+    "doctor": _cmd_doctor,
+    "bench": _cmd_bench,
+}

@@ -1,0 +1,125 @@
+"""The long-running and end-to-end commands: ``rig perform`` and ``rig generate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import signal
+import sys
+import threading
+from types import FrameType
+
+from rig.config import Config
+from rig.engines import ENGINES, Request, build_engine
+from rig.link import Link, LinkEvent, RetryPolicy
+from rig.prompt import parse_prompt
+from rig.session import Session, produce_take
+from rig.takes import Take, TakeStore
+
+# Shorter than the session's: a one-shot command should not hang for long on a missing device.
+CLI_RETRY = RetryPolicy(first_s=0.25, factor=2.0, max_s=1.0, attempts=4)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def generate(args: argparse.Namespace, config: Config) -> int:
+    """``rig generate``: one request in this process, then (unless ``--no-send``) one load."""
+    prompt = parse_prompt(args.prompt).with_defaults(config.music.tempo, config.music.bars)
+    engine = build_engine(args.engine, ENGINES, config)
+    slot = None if args.no_send else args.slot
+    request = Request(prompt, args.engine, args.model, slot, args.seed, id=1)
+
+    def progress(step: int, total: int, note: str = "") -> None:
+        _say(f"  step {step}/{total} {note}".rstrip())
+
+    take = produce_take(request, engine, config, TakeStore(config.paths.takes), progress)
+    if slot is not None:
+        send_take(config, take, slot)
+    print(take.wav)
+    return 0
+
+
+def send_take(config: Config, take: Take, slot: int) -> bool:
+    """Send ``take`` to ``slot`` and wait for the device's answer; says what happened.
+
+    Returns:
+        True when the device acknowledged the load.
+    """
+    osc = config.osc
+    try:
+        link = Link(osc, config.paths.takes, CLI_RETRY).start()
+    except OSError:  # a running rig holds the listen port: send anyway, it gets the answer
+        link = Link(dataclasses.replace(osc, listen_port=0), config.paths.takes, CLI_RETRY).start()
+        _say(f"port {osc.listen_port} is in use (rig perform?); the device answers there")
+    done = threading.Event()
+    outcome: list[LinkEvent] = []
+
+    def on_event(event: LinkEvent) -> None:
+        if event.kind in ("loaded", "error", "load_failed"):
+            outcome.append(event)
+            done.set()
+
+    link.subscribe(on_event)
+    with link:
+        prompt_bpm = float(take.meta.get("tempo", 0.0))
+        link.load(slot, take.wav, prompt_bpm, int(take.meta.get("bars", 0)), take.id)
+        done.wait(timeout=10)
+    if outcome and outcome[0].kind == "loaded":
+        _say(f"the device loaded take {take.id} into slot {slot}")
+        return True
+    reason = outcome[0].data.get("message") if outcome else "no answer"
+    _say(f"not loaded by the device at {osc.host}:{osc.port} ({reason}); the take is on disk")
+    return False
+
+
+def missing_parts() -> list[str]:
+    """What ``rig perform`` cannot offer yet, in words for the performer."""
+    missing = []
+    if not ENGINES:
+        missing.append("no loop engine is installed yet, so nothing can be generated")
+    if importlib.util.find_spec("rig.ui") is None:
+        missing.append("the performer web UI is not part of this version yet")
+    return missing
+
+
+def perform(config: Config) -> int:
+    """``rig perform``: the OSC link and the session until Ctrl-C; says what is missing."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    link = Link(config.osc, config.paths.takes).start()
+    link.subscribe(_log_link_event)
+    session = Session(config, link).start(preload=sorted(ENGINES))
+    try:
+        _say(f"rig perform: takes in {session.store.folder}")
+        _say(
+            f"  OSC: sending to the device at {config.osc.host}:{config.osc.port}, "
+            f"listening on UDP {link.port}"
+        )
+        _say(f"  engines: {', '.join(sorted(ENGINES)) or 'none'}")
+        for item in missing_parts():
+            _say(f"  missing: {item}")
+        _say("  Ctrl-C stops the rig.")
+        stop.wait()
+    finally:
+        _say("rig perform: stopping")
+        session.close()
+        link.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _log_link_event(event: LinkEvent) -> None:
+    if event.kind == "hello":
+        _say(f"device says hello: version {event.data['version']}, {event.data['slots']} slots")
+    elif event.kind == "tempo":
+        _say(f"Live's tempo: {event.data['bpm']:g} BPM")
+    elif event.kind in ("error", "load_failed"):
+        _say(f"slot {event.data['slot']}: {event.data['message']}")

@@ -1,0 +1,265 @@
+"""Configuration: defaults < ``rig.toml`` < ``RIG_*`` environment < CLI flags → frozen dataclasses.
+
+Every setting has one dotted name (``osc.port``), one environment variable (``RIG_OSC_PORT``) and
+one parser; a bad value is a :class:`ConfigError` naming the setting, the value and what is
+accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WAV_SUBTYPES = {"pcm24": "PCM_24", "float": "FLOAT"}
+ALLOWED_BARS = (1, 2, 4, 8, 16)
+TEMPO_RANGE = (40.0, 240.0)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    """Where the Max for Live device listens and where the rig listens for it."""
+
+    host: str = "127.0.0.1"  # host running Live and the device
+    port: int = 7400  # the device's udpreceive port
+    listen_port: int = 7401  # the rig's own port for /rig/hello, /rig/loaded, ...
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Format of the loops the rig writes and the loop tools' targets."""
+
+    sample_rate: int = 44100  # Hz of every written loop
+    wav_format: str = "pcm24"  # "pcm24" (24-bit PCM) or "float" (32-bit float WAV)
+    target_lufs: float = -14.0  # integrated loudness target (ITU-R BS.1770)
+    peak_dbfs: float = -1.0  # sample-peak ceiling after limiting
+    silence_db: float = 40.0  # trim threshold: dB below the peak counted as silence
+    seam_ms: float = 20.0  # equal-power crossfade of the tail into the head
+    fade_ms: float = 5.0  # fades applied where silence was trimmed
+    min_seconds: float = 0.1  # shorter (non-silent) input is rejected
+
+    @property
+    def wav_subtype(self) -> str:
+        """The soundfile subtype name of :attr:`wav_format` (``PCM_24`` or ``FLOAT``)."""
+        return WAV_SUBTYPES[self.wav_format]
+
+
+@dataclass(frozen=True)
+class MusicConfig:
+    """Musical defaults of a prompt that does not say otherwise."""
+
+    tempo: float = 120.0  # BPM until Live reports its own tempo
+    bars: int = 2  # loop length in bars
+    beats_per_bar: int = 4  # numerator of the time signature
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Folders the rig reads and writes."""
+
+    takes: Path = Path("takes")  # take folder: one sub-folder per session
+    models: tuple[Path, ...] = (Path("models"),)  # folders holding model release folders
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The generation worker."""
+
+    timeout_s: float = 120.0  # a request running longer is cancelled and its worker restarted
+    threads: int = 0  # torch CPU threads in the worker (0 = torch's default)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    osc: OscConfig = field(default_factory=OscConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    music: MusicConfig = field(default_factory=MusicConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+
+def _port(value: Any) -> int:
+    port = _int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError("a UDP port 1-65535")
+    return port
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("an integer")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError("an integer") from None
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a number")
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ValueError("a number") from None
+
+
+def _ranged(lo: float, hi: float, kind: Callable[[Any], Any] = _float) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        number = kind(value)
+        if not lo <= number <= hi:
+            raise ValueError(f"{lo:g} to {hi:g}")
+        return number
+
+    return parse
+
+
+def _choice(*choices: Any, kind: Callable[[Any], Any] = str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        parsed = kind(value).strip().lower() if kind is str else kind(value)
+        if parsed not in choices:
+            raise ValueError("one of " + ", ".join(str(c) for c in choices))
+        return parsed
+
+    return parse
+
+
+def _text(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("a non-empty string")
+    return text
+
+
+def _path(value: Any) -> Path:
+    return Path(_text(value)).expanduser()
+
+
+def _paths(value: Any) -> tuple[Path, ...]:
+    items = value if isinstance(value, list) else str(value).split(os.pathsep)
+    paths = tuple(Path(str(item).strip()).expanduser() for item in items if str(item).strip())
+    if not paths:
+        raise ValueError("one or more folders")
+    return paths
+
+
+# dotted name -> (parser, environment variable)
+SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "osc.host": (_text, "RIG_OSC_HOST"),
+    "osc.port": (_port, "RIG_OSC_PORT"),
+    "osc.listen_port": (_port, "RIG_LISTEN_PORT"),
+    "audio.sample_rate": (_ranged(8000, 192000, _int), "RIG_SAMPLE_RATE"),
+    "audio.wav_format": (_choice(*WAV_SUBTYPES), "RIG_WAV_FORMAT"),
+    "audio.target_lufs": (_ranged(-40.0, -3.0), "RIG_TARGET_LUFS"),
+    "audio.peak_dbfs": (_ranged(-20.0, 0.0), "RIG_PEAK_DBFS"),
+    "audio.silence_db": (_ranged(10.0, 120.0), "RIG_SILENCE_DB"),
+    "audio.seam_ms": (_ranged(0.0, 500.0), "RIG_SEAM_MS"),
+    "audio.fade_ms": (_ranged(0.0, 100.0), "RIG_FADE_MS"),
+    "audio.min_seconds": (_ranged(0.01, 60.0), "RIG_MIN_SECONDS"),
+    "music.tempo": (_ranged(*TEMPO_RANGE), "RIG_TEMPO"),
+    "music.bars": (_choice(*ALLOWED_BARS, kind=_int), "RIG_BARS"),
+    "music.beats_per_bar": (_ranged(1, 16, _int), "RIG_BEATS_PER_BAR"),
+    "paths.takes": (_path, "RIG_TAKES"),
+    "paths.models": (_paths, "RIG_MODELS"),
+    "session.timeout_s": (_ranged(1.0, 3600.0), "RIG_TIMEOUT"),
+    "session.threads": (_ranged(0, 256, _int), "RIG_THREADS"),
+}
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    flat = _flatten(table)
+    unknown = sorted(set(flat) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(SETTINGS)}"
+        )
+    return flat
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration.
+
+    Args:
+        path: a ``rig.toml``; ``None`` reads ``$RIG_CONFIG`` or ``./rig.toml`` when present.
+        env: environment variables (default ``os.environ``); ``RIG_*`` override the file.
+        overrides: dotted names (``"osc.port"``) from CLI flags; ``None`` values are ignored.
+
+    Returns:
+        The frozen :class:`Config`.
+
+    Raises:
+        ConfigError: naming the setting, its source, the value and what is accepted.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, tuple[Any, str]] = {}
+    if path is None and env.get("RIG_CONFIG"):
+        path = Path(env["RIG_CONFIG"])
+    if path is None and Path("rig.toml").is_file():
+        path = Path("rig.toml")
+    if path is not None:
+        raw.update({k: (v, str(path)) for k, v in _read_toml(path).items()})
+    for name, (_, var) in SETTINGS.items():
+        if env.get(var, "").strip():
+            raw[name] = (env[var], f"${var}")
+    for name, value in (overrides or {}).items():
+        if name not in SETTINGS:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            raw[name] = (value, "command line")
+    return _build(raw)
+
+
+def _build(raw: Mapping[str, tuple[Any, str]]) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    for name, (value, source) in raw.items():
+        parser = SETTINGS[name][0]
+        try:
+            parsed = parser(value)
+        except ValueError as error:
+            raise ConfigError(
+                f"setting {name} = {value!r} (from {source}) is invalid: expected {error}"
+            ) from None
+        section, key = name.split(".")
+        sections.setdefault(section, {})[key] = parsed
+    config = Config()
+    for section, values in sections.items():
+        current = getattr(config, section)
+        config = dataclasses.replace(config, **{section: dataclasses.replace(current, **values)})
+    if config.osc.port == config.osc.listen_port and config.osc.host in ("127.0.0.1", "localhost"):
+        raise ConfigError(
+            f"osc.port and osc.listen_port are both {config.osc.port} on this machine: "
+            "the rig would talk to itself; give the device and the rig different ports"
+        )
+    return config

@@ -1,0 +1,173 @@
+"""``rig doctor``: what this machine offers the rig, and what stands in its way.
+
+Each check prints ``ok``, ``warn`` or ``FAIL`` with what it found. Only a FAIL (the rig cannot run
+as configured) makes the exit code non-zero.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rig.config import Config
+from rig.engines import ENGINES
+from rig.link import Link, LinkEvent, RetryPolicy
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+OPTIONAL_TOOLS = {
+    "fluidsynth": "renders the default training corpus",
+    "rubberband": "higher-quality time-stretching",
+    "sox": "audio conversions in scripts",
+    "chromium": "the browser tests",
+    "node": "the device logic tests",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report."""
+
+    status: str  # ok | warn | FAIL
+    what: str
+    detail: str
+
+
+def check_python(config: Config) -> Finding:
+    version = ".".join(map(str, sys.version_info[:3]))
+    good = sys.version_info >= (3, 11)
+    return Finding(OK if good else FAIL, "python", f"{version} ({sys.executable})")
+
+
+def check_takes(config: Config) -> Finding:
+    folder = config.paths.takes.resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
+            pass
+    except OSError as error:
+        return Finding(FAIL, "take folder", f"{folder} is not writable: {error.strerror}")
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    status = OK if free_gb > 1.0 else WARN
+    return Finding(status, "take folder", f"{folder} (writable, {free_gb:.1f} GB free)")
+
+
+def check_listen_port(config: Config) -> Finding:
+    port = config.osc.listen_port
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("0.0.0.0", port))
+    except OSError as error:
+        return Finding(
+            FAIL,
+            "listen port",
+            f"UDP {port} is taken ({error.strerror}); is a rig "
+            "already running? set RIG_LISTEN_PORT",
+        )
+    finally:
+        sock.close()
+    return Finding(OK, "listen port", f"UDP {port} is free")
+
+
+def check_device(config: Config) -> Finding:
+    answered = threading.Event()
+
+    def on_event(event: LinkEvent) -> None:
+        if event.kind == "pong":
+            answered.set()
+
+    where = f"{config.osc.host}:{config.osc.port}"
+    try:
+        with Link(config.osc, config.paths.takes, RetryPolicy()) as link:
+            link.subscribe(on_event)
+            link.ping(1)
+            answered.wait(0.5)
+    except OSError as error:
+        return Finding(WARN, "device", f"cannot ping {where}: {error}")
+    if answered.is_set():
+        return Finding(OK, "device", f"the rig slots device answered at {where}")
+    return Finding(
+        WARN,
+        "device",
+        f"no answer at {where} (Live with the rig slots device "
+        "not running? takes are still written)",
+    )
+
+
+def check_models(config: Config) -> Finding:
+    found = [
+        p.parent.name
+        for folder in config.paths.models
+        if folder.is_dir()
+        for p in sorted(folder.glob("*/config.json"))
+    ]
+    folders = ", ".join(str(f) for f in config.paths.models)
+    if not found:
+        return Finding(WARN, "models", f"no model folders (with config.json) in {folders}")
+    return Finding(OK, "models", f"{len(found)} in {folders}: {', '.join(found)}")
+
+
+def check_engines(config: Config) -> Finding:
+    if not ENGINES:
+        return Finding(WARN, "engines", "no loop engine is installed yet")
+    return Finding(OK, "engines", ", ".join(sorted(ENGINES)))
+
+
+def check_torch(config: Config) -> Finding:
+    try:
+        import torch
+    except ImportError as error:
+        return Finding(FAIL, "torch", f"cannot import torch: {error}; run `make run` to install")
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    elif torch.backends.mps.is_available():
+        device = "mps (Apple GPU)"
+    else:
+        device = "cpu"
+    threads = config.session.threads or torch.get_num_threads()
+    return Finding(OK, "torch", f"{torch.__version__}, device {device}, {threads} CPU threads")
+
+
+def check_tools(config: Config) -> list[Finding]:
+    findings = []
+    for tool, purpose in OPTIONAL_TOOLS.items():
+        path = shutil.which(tool)
+        findings.append(
+            Finding(OK, tool, path) if path else Finding(WARN, tool, f"not found (for {purpose})")
+        )
+    for package, purpose in {"gradio": "the web UI", "diffusers": "diffusion engines"}.items():
+        present = importlib.util.find_spec(package) is not None
+        findings.append(
+            Finding(
+                OK if present else WARN,
+                package,
+                "installed" if present else f"not installed (for {purpose})",
+            )
+        )
+    return findings
+
+
+CHECKS: list[Callable[[Config], Finding]] = [
+    check_python,
+    check_takes,
+    check_listen_port,
+    check_device,
+    check_models,
+    check_engines,
+    check_torch,
+]
+
+
+def run_doctor(config: Config) -> int:
+    """Print every finding; return 1 if any check failed, else 0."""
+    findings = [check(config) for check in CHECKS] + check_tools(config)
+    for finding in findings:
+        print(f"{finding.status:>4}  {finding.what:<12} {finding.detail}")
+    failed = [f for f in findings if f.status == FAIL]
+    print(f"{len(failed)} problem(s)" if failed else "no problems found")
+    return 1 if failed else 0

@@ -1,0 +1,90 @@
+"""The engine protocol and registry. Engines know nothing of OSC, Gradio or MIDI.
+
+An engine is built by a factory ``factory(config) -> Engine`` named by an import string
+(``"rig.engines.gan:GanEngine"``), so the worker process can build it after a fresh start.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from rig.prompt import Prompt
+
+if TYPE_CHECKING:
+    from rig.config import Config
+
+# name -> "module:factory". Engines add themselves here as they land.
+ENGINES: dict[str, str] = {}
+
+
+class EngineError(RuntimeError):
+    """An engine cannot be found, built or run; the message says what to do."""
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback when the request was cancelled."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request, built by the UI, MIDI or OSC handlers or the CLI."""
+
+    prompt: Prompt
+    engine: str
+    model: str | None = None  # model name or folder; None = the engine's choice
+    slot: int | None = None  # device slot (from 1) to send the take to; None = do not send
+    seed: int | None = None  # None = a fresh random seed (the engine records the one it used)
+    controls: Mapping[str, float] = field(default_factory=dict)  # named parameter values
+    id: int = 0  # assigned by the session
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    """Raw engine audio, before the loop tools."""
+
+    audio: np.ndarray  # [channels, samples] float32, 1 or 2 channels
+    sample_rate: int  # Hz
+    metadata: Mapping[str, Any]  # seed, latent info, model, ... (JSON-able) for the sidecar
+    source_bpm: float | None = None  # tempo the content was made at; None = unknown
+    bar_aligned: bool = False  # True: starts on the bar, so no silence trimming
+
+
+class ProgressFn(Protocol):
+    """``progress(step, total, note)``; raises :class:`Cancelled` when the request is cancelled."""
+
+    def __call__(self, step: int, total: int, note: str = "") -> None: ...
+
+
+class Engine(Protocol):
+    """What the session runs."""
+
+    def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
+        """Make raw audio for ``request``; call ``progress`` between steps."""
+        ...
+
+
+EngineFactory = Callable[["Config"], Engine]
+
+
+def build_engine(name: str, registry: Mapping[str, str], config: Config) -> Engine:
+    """Import and build the engine called ``name`` from ``registry`` (name → ``module:factory``).
+
+    Raises:
+        EngineError: unknown name, or the factory cannot be imported or fails.
+    """
+    if name not in registry:
+        available = ", ".join(sorted(registry)) or "none are installed yet"
+        raise EngineError(f"no engine named {name!r}; available: {available}")
+    module_name, _, attr = registry[name].partition(":")
+    try:
+        factory: EngineFactory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise EngineError(
+            f"engine {name!r} ({registry[name]}) cannot be imported: {error}"
+        ) from None
+    return factory(config)

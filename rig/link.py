@@ -1,0 +1,403 @@
+"""The OSC link to the Max for Live device (python-osc over UDP). Contract: max4live/PROTOCOL.md.
+
+One UDP socket bound to the rig's listen port both sends to the device and receives from it. A
+receiver thread decodes packets and updates the link's state; a retry thread re-sends loads that
+the device has not acknowledged, with exponential backoff, until ``/rig/loaded`` or ``/rig/error``
+arrives or the attempts run out. Malformed or unknown messages are logged and dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket, ParseError
+
+from rig.config import OscConfig
+
+log = logging.getLogger(__name__)
+PROTOCOL_VERSION = 1
+
+
+class LinkError(ValueError):
+    """A request the link refuses to send (path outside the take folder, bad slot)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Re-sending of unacknowledged loads: first_s, first_s × factor, ... capped at max_s."""
+
+    first_s: float = 0.25  # wait before the first re-send
+    factor: float = 2.0  # backoff multiplier
+    max_s: float = 2.0  # longest wait between sends
+    attempts: int = 6  # sends in all (the first one included)
+
+    def delay(self, sent: int) -> float:
+        """Seconds to wait after the ``sent``-th send (1-based)."""
+        return min(self.max_s, self.first_s * self.factor ** (sent - 1))
+
+
+@dataclass
+class SlotState:
+    """What the rig believes one device slot holds."""
+
+    take_id: str | None = None
+    path: str | None = None
+    bpm: float = 0.0
+    bars: int = 0
+    status: str = "empty"  # empty | pending | loaded | failed
+    req_id: int | None = None  # the request awaiting an acknowledgement
+    error: str | None = None
+    playing: bool = False
+
+
+@dataclass
+class LinkState:
+    """The device as the rig last heard of it."""
+
+    device_version: str | None = None  # from /rig/hello; None until the device says hello
+    device_slots: int | None = None
+    tempo: float | None = None  # Live's tempo from /rig/tempo
+    last_heard: float | None = None  # time.time() of the last valid message
+    slots: dict[int, SlotState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """Something the device said or the link concluded (``kind`` names it)."""
+
+    kind: str  # hello | loaded | error | tempo | playing | pong | load_failed
+    data: dict[str, Any]
+
+
+@dataclass
+class _Pending:
+    slot: int
+    address: str
+    args: tuple[Any, ...]
+    sent: int = 0
+    due: float = 0.0
+
+
+def encode(address: str, *args: Any) -> bytes:
+    """One OSC message as bytes (int → ``i``, float → ``f``, str → ``s``)."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+class Link:
+    """The rig's side of the OSC protocol.
+
+    Args:
+        osc: device host/port and the rig's listen port (0 picks a free port).
+        take_root: only files inside this folder are ever sent.
+        retry: re-send policy for unacknowledged loads.
+    """
+
+    def __init__(self, osc: OscConfig, take_root: Path, retry: RetryPolicy | None = None) -> None:
+        self.osc = osc
+        self.take_root = Path(take_root).resolve()
+        self.retry = retry or RetryPolicy()
+        self._state = LinkState()
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._subscribers: list[Callable[[LinkEvent], None]] = []
+        self._sock: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
+            "/rig/hello": self._on_hello,
+            "/rig/loaded": self._on_loaded,
+            "/rig/error": self._on_error,
+            "/rig/tempo": self._on_tempo,
+            "/rig/playing": self._on_playing,
+            "/rig/pong": lambda args: self._emit("pong", {"token": _int(args[0])}),
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Link:
+        """Bind the listen port and start the receiver and retry threads.
+
+        Raises:
+            OSError: the listen port is taken (the message names it).
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("0.0.0.0", self.osc.listen_port))
+        except OSError as error:
+            sock.close()
+            raise OSError(
+                error.errno,
+                f"cannot listen for the device on UDP port {self.osc.listen_port}: "
+                f"{error.strerror} (another rig running? set RIG_LISTEN_PORT)",
+            ) from None
+        sock.settimeout(0.1)
+        self._sock = sock
+        for target in (self._receive_loop, self._retry_loop):
+            thread = threading.Thread(
+                target=target, name=f"rig-link-{target.__name__}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def close(self) -> None:
+        """Stop the threads and release the port."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._threads.clear()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Link:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        """The UDP port the rig listens on (useful when configured as 0)."""
+        if self._sock is None:
+            raise RuntimeError("the link is not started")
+        return int(self._sock.getsockname()[1])
+
+    # -- requests --------------------------------------------------------------------------
+    def load(self, slot: int, path: Path, bpm: float, bars: int, take_id: str) -> int:
+        """Ask the device to load ``path`` into ``slot``; re-sent until acknowledged.
+
+        Returns:
+            The request id carried by ``/rig/load`` and its acknowledgement.
+
+        Raises:
+            LinkError: the path is outside the take folder, or the slot is out of range.
+        """
+        self._check_slot(slot)
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.take_root):
+            raise LinkError(
+                f"refusing to send {resolved}: it is outside the take folder {self.take_root}"
+            )
+        req_id = next(self._ids)
+        with self._lock:
+            self._drop_pending(slot)
+            self._state.slots[slot] = SlotState(
+                take_id=take_id,
+                path=str(resolved),
+                bpm=float(bpm),
+                bars=int(bars),
+                status="pending",
+                req_id=req_id,
+                playing=self._slot(slot).playing,
+            )
+            args = (int(slot), str(resolved), float(bpm), int(bars), str(take_id), req_id)
+            self._pending[req_id] = _Pending(slot, "/rig/load", args)
+        self._wake.set()
+        return req_id
+
+    def clear(self, slot: int) -> int:
+        """Ask the device to empty ``slot``; re-sent until acknowledged like a load."""
+        self._check_slot(slot)
+        req_id = next(self._ids)
+        with self._lock:
+            self._drop_pending(slot)
+            playing = self._slot(slot).playing
+            self._state.slots[slot] = SlotState(status="pending", req_id=req_id, playing=playing)
+            self._pending[req_id] = _Pending(slot, "/rig/clear", (int(slot), req_id))
+        self._wake.set()
+        return req_id
+
+    def ping(self, token: int) -> None:
+        """Send ``/rig/ping token``; the device answers ``/rig/pong token``."""
+        self._send("/rig/ping", int(token))
+
+    def subscribe(self, callback: Callable[[LinkEvent], None]) -> None:
+        """Call ``callback(event)`` (on the link's thread) for every :class:`LinkEvent`."""
+        self._subscribers.append(callback)
+
+    def snapshot(self) -> LinkState:
+        """A copy of the current state."""
+        with self._lock:
+            return copy.deepcopy(self._state)
+
+    def pending(self) -> int:
+        """Requests still awaiting an acknowledgement."""
+        with self._lock:
+            return len(self._pending)
+
+    # -- incoming --------------------------------------------------------------------------
+    def handle_datagram(self, data: bytes) -> None:
+        """Decode one datagram and dispatch its messages; bad input is logged and dropped."""
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except (ParseError, IndexError, ValueError, TypeError) as error:
+            log.warning("dropped a malformed OSC packet (%d bytes): %s", len(data), error)
+            return
+        for message in messages:
+            handler = self._handlers.get(message.address)
+            if handler is None:
+                log.warning("dropped unknown OSC message %s %s", message.address, message.params)
+                continue
+            try:
+                handler(tuple(message.params))
+            except (IndexError, ValueError, TypeError) as error:
+                log.warning("dropped malformed %s %s: %s", message.address, message.params, error)
+                continue
+            with self._lock:
+                self._state.last_heard = time.time()
+
+    def _on_hello(self, args: tuple[Any, ...]) -> None:
+        version, slots = str(args[0]), _int(args[1])
+        if slots < 1:
+            raise ValueError(f"slot count {slots}")
+        with self._lock:
+            self._state.device_version, self._state.device_slots = version, slots
+            assigned = [
+                (n, s) for n, s in sorted(self._state.slots.items()) if s.path and s.take_id
+            ]
+        self._emit("hello", {"version": version, "slots": slots})
+        for slot, state in assigned:  # the device lost its buffers: send them again
+            if slot <= slots and state.path and state.take_id:
+                self.load(slot, Path(state.path), state.bpm, state.bars, state.take_id)
+
+    def _on_loaded(self, args: tuple[Any, ...]) -> None:
+        slot, take_id, req_id = _int(args[0]), str(args[1]), _int(args[2])
+        with self._lock:
+            pending = self._pending.pop(req_id, None)
+            if pending is None:  # duplicate or superseded acknowledgement: harmless
+                log.debug("ignored /rig/loaded for unknown request %d", req_id)
+                return
+            state = self._slot(pending.slot)
+            state.status = "loaded" if pending.address == "/rig/load" else "empty"
+            state.req_id, state.error = None, None
+        self._emit("loaded", {"slot": slot, "take_id": take_id, "req_id": req_id})
+
+    def _on_error(self, args: tuple[Any, ...]) -> None:
+        slot, req_id, message = _int(args[0]), _int(args[1]), str(args[2])
+        with self._lock:
+            pending = self._pending.pop(req_id, None)
+            if pending is not None:
+                state = self._slot(pending.slot)
+                state.status, state.error, state.req_id = "failed", message, None
+        self._emit("error", {"slot": slot, "req_id": req_id, "message": message})
+
+    def _on_tempo(self, args: tuple[Any, ...]) -> None:
+        bpm = _num(args[0])
+        if not 20.0 <= bpm <= 999.0:
+            raise ValueError(f"tempo {bpm}")
+        with self._lock:
+            self._state.tempo = bpm
+        self._emit("tempo", {"bpm": bpm})
+
+    def _on_playing(self, args: tuple[Any, ...]) -> None:
+        slot, playing = _int(args[0]), bool(_int(args[1]))
+        with self._lock:
+            self._slot(slot).playing = playing
+        self._emit("playing", {"slot": slot, "playing": playing})
+
+    # -- threads ---------------------------------------------------------------------------
+    def _receive_loop(self) -> None:
+        while not self._stop.is_set() and self._sock is not None:
+            try:
+                data, _ = self._sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue  # e.g. ICMP port unreachable reported on the socket
+            self.handle_datagram(data)
+
+    def _retry_loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            failed: list[tuple[int, _Pending]] = []
+            to_send: list[_Pending] = []
+            with self._lock:
+                for req_id, pending in list(self._pending.items()):
+                    if pending.due > now:
+                        continue
+                    if pending.sent >= self.retry.attempts:
+                        failed.append((req_id, self._pending.pop(req_id)))
+                        continue
+                    pending.sent += 1
+                    pending.due = now + self.retry.delay(pending.sent)
+                    to_send.append(pending)
+                next_due = min((p.due for p in self._pending.values()), default=now + 1.0)
+            for pending in to_send:
+                self._send(pending.address, *pending.args)
+            for req_id, pending in failed:
+                self._give_up(req_id, pending)
+            self._wake.wait(max(0.0, next_due - time.monotonic()))
+            self._wake.clear()
+
+    def _give_up(self, req_id: int, pending: _Pending) -> None:
+        message = f"no answer from the device after {pending.sent} sends"
+        with self._lock:
+            state = self._slot(pending.slot)
+            if state.req_id == req_id:
+                state.status, state.error, state.req_id = "failed", message, None
+        log.warning("%s %s: %s", pending.address, pending.args, message)
+        self._emit("load_failed", {"slot": pending.slot, "req_id": req_id, "message": message})
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _send(self, address: str, *args: Any) -> None:
+        if self._sock is None:
+            raise RuntimeError("the link is not started")
+        try:
+            self._sock.sendto(encode(address, *args), (self.osc.host, self.osc.port))
+        except OSError as error:  # unreachable host, no route: the retry loop tries again
+            log.warning("cannot send %s to %s:%d: %s", address, self.osc.host, self.osc.port, error)
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        event = LinkEvent(kind, data)
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a subscriber's bug must not take the link down
+                log.exception("link subscriber failed on %s", kind)
+
+    def _slot(self, slot: int) -> SlotState:
+        return self._state.slots.setdefault(slot, SlotState())
+
+    def _drop_pending(self, slot: int) -> None:
+        for req_id in [r for r, p in self._pending.items() if p.slot == slot]:
+            del self._pending[req_id]
+
+    def _check_slot(self, slot: int) -> None:
+        limit = self._state.device_slots
+        if slot < 1 or (limit is not None and slot > limit):
+            raise LinkError(
+                f"slot {slot} does not exist (slots are numbered from 1"
+                + (f" to {limit} on this device)" if limit is not None else ")")
+            )
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)

@@ -1,0 +1,375 @@
+"""Loop tools: pure functions on float32 ``[channels, samples]`` audio.
+
+The pipeline (:func:`make_loop`) is: check → (trim silence) → resample → fit to whole bars with a
+tail → fold the tail into the head with an equal-power crossfade (click-free seam) → normalise
+loudness → limit peaks. Nothing here writes files; errors are :class:`LoopError` naming the problem.
+
+Sources: loudness is ITU-R BS.1770 through pyloudnorm; time-stretch is librosa's phase vocoder
+(pitch kept); resampling is librosa (soxr); the limiter's gain curve is built from scipy.ndimage
+min/mean filters in ``wrap`` mode so the loop's own wrap is treated as continuous.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pyloudnorm
+import scipy.ndimage
+import soundfile
+
+from rig.config import AudioConfig
+
+# A stretch closer to 1 than this is skipped: 0.1 % is 1.7 cents and 4 ms in a 4-s loop.
+STRETCH_TOLERANCE = 1e-3
+# Stretching further than this is refused: the result would not sound like the source.
+MAX_STRETCH = 4.0
+LIMITER_LOOKAHEAD_S = 0.005
+# The loop may start up to this much later than the material, for the smoothest wrap.
+SEAM_SEARCH_S = 0.001
+
+
+class LoopError(ValueError):
+    """The audio cannot be made into a loop (bad values, silence, too short, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A finished loop: exactly ``bars`` bars at ``bpm``, seam-free, loudness-normalised."""
+
+    audio: np.ndarray  # [channels, samples] float32, samples == loop_length(...)
+    sample_rate: int  # Hz
+    bpm: float
+    bars: int
+    beats_per_bar: int
+    lufs: float  # integrated loudness after processing (LUFS)
+    peak_dbfs: float  # sample peak after limiting (dBFS)
+
+    @property
+    def seconds(self) -> float:
+        """Duration in seconds."""
+        return self.audio.shape[1] / self.sample_rate
+
+
+def loop_length(bpm: float, bars: int, beats_per_bar: int, sample_rate: int) -> int:
+    """Samples in ``bars`` bars: ``round(bars × beats_per_bar × 60 / bpm × sample_rate)``."""
+    if bpm <= 0 or bars <= 0 or beats_per_bar <= 0 or sample_rate <= 0:
+        raise LoopError(
+            f"bpm, bars, beats per bar and sample rate must be positive "
+            f"(got {bpm}, {bars}, {beats_per_bar}, {sample_rate})"
+        )
+    return round(bars * beats_per_bar * 60.0 / bpm * sample_rate)
+
+
+def check_audio(audio: np.ndarray, sample_rate: int, min_seconds: float = 0.1) -> np.ndarray:
+    """Validate and normalise the layout of engine or file audio.
+
+    Args:
+        audio: ``[samples]`` (mono) or ``[channels, samples]`` with 1 or 2 channels.
+        sample_rate: Hz.
+        min_seconds: shortest accepted duration.
+
+    Returns:
+        ``[2, samples]`` float32 (mono is duplicated to both channels).
+
+    Raises:
+        LoopError: wrong shape, NaN/inf, too short, or silent.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim == 1:
+        audio = audio[np.newaxis]
+    if audio.ndim != 2 or audio.shape[0] not in (1, 2):
+        raise LoopError(
+            f"expected audio shaped [channels, samples] with 1 or 2 channels, got {audio.shape}"
+        )
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise LoopError(f"expected floating-point audio, got {audio.dtype}")
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:
+        raise LoopError(f"audio contains {bad} NaN or infinite sample(s)")
+    if sample_rate <= 0:
+        raise LoopError(f"sample rate must be positive, got {sample_rate}")
+    seconds = audio.shape[1] / sample_rate
+    if seconds < min_seconds:
+        raise LoopError(f"audio is too short: {seconds:.3f} s (at least {min_seconds:g} s)")
+    peak = float(np.max(np.abs(audio)))
+    if peak < 1e-6:
+        raise LoopError(f"audio is silent (peak {_db(peak):.1f} dBFS)")
+    if audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def trim_silence(
+    audio: np.ndarray, sample_rate: int, top_db: float = 40.0, fade_ms: float = 5.0
+) -> np.ndarray:
+    """Cut leading and trailing silence and fade the cut edges.
+
+    Args:
+        audio: ``[channels, samples]``.
+        sample_rate: Hz.
+        top_db: a frame quieter than the loudest frame by this many dB counts as silence.
+        fade_ms: length of the raised-cosine fade put on an edge that was cut.
+
+    Returns:
+        ``[channels, kept]`` float32.
+    """
+    _, (start, end) = librosa.effects.trim(audio, top_db=top_db)
+    trimmed = np.array(audio[:, start:end], dtype=np.float32)
+    fade = min(int(fade_ms * sample_rate / 1000), trimmed.shape[1] // 2)
+    if fade > 0:
+        ramp = _fade_in(fade)
+        if start > 0:
+            trimmed[:, :fade] *= ramp
+        if end < audio.shape[1]:
+            trimmed[:, -fade:] *= ramp[::-1]
+    return trimmed
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample ``[channels, samples]`` from ``source_rate`` to ``target_rate`` Hz (soxr)."""
+    if source_rate == target_rate:
+        return audio
+    out = librosa.resample(audio, orig_sr=source_rate, target_sr=target_rate)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def stretch(audio: np.ndarray, rate: float) -> np.ndarray:
+    """Time-stretch keeping pitch: ``rate`` > 1 is faster (shorter). ``[C, S] → [C, ≈S/rate]``."""
+    if not 1 / MAX_STRETCH <= rate <= MAX_STRETCH:
+        raise LoopError(
+            f"the loop would need a {rate:.2f}x time-stretch "
+            f"(at most {MAX_STRETCH:g}x either way); "
+            "give the source tempo or a bar count closer to the audio's length"
+        )
+    out = librosa.effects.time_stretch(audio, rate=rate)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def fit_to_bars(
+    audio: np.ndarray,
+    length: int,
+    tail: int = 0,
+    source_ratio: float | None = None,
+) -> np.ndarray:
+    """Make exactly ``length + tail`` samples of musical material.
+
+    Args:
+        audio: ``[channels, samples]``.
+        length: samples of the loop (see :func:`loop_length`).
+        tail: extra samples after the loop end, for :func:`fold_seam`.
+        source_ratio: target tempo / source tempo when the source's tempo is known (its content
+            is then stretched by that ratio and cropped or repeated to length); ``None`` means the
+            whole audio is taken as the asked bars (stretched to fit, repeated first when it holds
+            less than two thirds of them).
+
+    Returns:
+        ``[channels, length + tail]`` float32.
+    """
+    need = length + tail
+    if source_ratio is None:
+        if audio.shape[1] < need * 2 / 3:
+            audio = np.tile(audio, (1, round(need / audio.shape[1])))
+        return _exact(_stretch_if_needed(audio, audio.shape[1] / need), need)
+    audio = _stretch_if_needed(audio, source_ratio)
+    if audio.shape[1] < length * 2 / 3:
+        audio = np.tile(audio, (1, -(-need // audio.shape[1])))
+    if audio.shape[1] < need:  # a few samples short is padded, more is stretched
+        audio = _stretch_if_needed(audio, audio.shape[1] / need)
+    return _exact(audio, need)
+
+
+def best_offset(audio: np.ndarray, length: int, search: int) -> int:
+    """The start offset in ``[0, search]`` whose wrap step is the smallest.
+
+    The wrap of a loop starting at ``d`` joins ``audio[:, d + length - 1]`` to the sample that
+    followed it in the source, ``audio[:, d + length]``; of the ``search + 1`` candidates the one
+    with the smallest largest-channel step is chosen. ``audio`` must hold ``length + search + 1``.
+    """
+    steps = np.abs(np.diff(audio[:, length - 1 : length + search + 1], axis=1)).max(axis=0)
+    return int(np.argmin(steps))
+
+
+def fold_seam(audio: np.ndarray, length: int, search: int = 0) -> np.ndarray:
+    """Fold the tail past ``length`` into the head with an equal-power crossfade.
+
+    The loop's last sample is followed, on the wrap, by the sample the source had after it, so the
+    wrap has no jump; the head fades in under the tail. With ``search`` > 0 the loop starts at the
+    offset in ``[0, search]`` samples whose wrap step is smallest (:func:`best_offset`), so the
+    wrap is smoother than a typical step of the loop.
+
+    Args:
+        audio: ``[channels, length + tail + search]``.
+        length: samples of the loop.
+        search: samples of start offset to choose from (at most ~1 ms keeps the timing).
+
+    Returns:
+        ``[channels, length]`` float32.
+    """
+    search = max(0, min(search, audio.shape[1] - length - 1))
+    offset = best_offset(audio, length, search) if search else 0
+    audio = audio[:, offset : audio.shape[1] - search + offset]
+    tail = audio.shape[1] - length
+    out = np.array(audio[:, :length], dtype=np.float32)
+    if tail <= 0:
+        return out
+    tail = min(tail, length)
+    fade_in = _fade_in(tail)
+    fade_out = np.sqrt(1.0 - fade_in**2, dtype=np.float32)
+    out[:, :tail] = out[:, :tail] * fade_in + audio[:, length : length + tail] * fade_out
+    return out
+
+
+def loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770, pyloudnorm) of ``[channels, samples]``."""
+    meter = _meter(sample_rate, min(0.4, audio.shape[1] / sample_rate))
+    return float(meter.integrated_loudness(audio.T))
+
+
+@functools.lru_cache(maxsize=8)
+def _meter(sample_rate: int, block_size: float) -> pyloudnorm.Meter:
+    """A BS.1770 meter (its filter design is reused between calls)."""
+    return pyloudnorm.Meter(sample_rate, block_size=block_size)
+
+
+def normalize_loudness(audio: np.ndarray, sample_rate: int, target_lufs: float) -> np.ndarray:
+    """Scale ``[channels, samples]`` to ``target_lufs`` integrated loudness."""
+    measured = loudness(audio, sample_rate)
+    if not np.isfinite(measured):
+        raise LoopError("audio is too quiet to measure its loudness")
+    gain = 10.0 ** ((target_lufs - measured) / 20.0)
+    return (audio * np.float32(gain)).astype(np.float32)
+
+
+def limit(audio: np.ndarray, sample_rate: int, ceiling_dbfs: float = -1.0) -> np.ndarray:
+    """Look-ahead peak limiter: the sample peak of the result is ≤ ``ceiling_dbfs``.
+
+    The gain needed at each sample is spread over a 5 ms window both ways (a running minimum, then
+    a running mean no longer than that window, so the mean never exceeds the gain needed at any
+    sample it covers). Filters wrap around the loop, so the seam stays continuous.
+
+    Args:
+        audio: ``[channels, samples]``.
+        sample_rate: Hz.
+        ceiling_dbfs: sample-peak ceiling.
+
+    Returns:
+        ``[channels, samples]`` float32.
+    """
+    ceiling = 10.0 ** (ceiling_dbfs / 20.0)
+    peak = np.max(np.abs(audio), axis=0)
+    if float(peak.max()) <= ceiling:
+        return audio  # untouched: the caller may rely on identity
+    need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
+    window = max(1, int(LIMITER_LOOKAHEAD_S * sample_rate))
+    gain = scipy.ndimage.minimum_filter1d(need, size=2 * window + 1, mode="wrap")
+    gain = scipy.ndimage.uniform_filter1d(gain, size=window + 1, mode="wrap")
+    gain = np.minimum(gain, need)  # float rounding in the mean must not overshoot
+    return (audio * gain).astype(np.float32)
+
+
+def make_loop(
+    audio: np.ndarray,
+    sample_rate: int,
+    bpm: float,
+    bars: int,
+    beats_per_bar: int,
+    settings: AudioConfig,
+    source_bpm: float | None = None,
+    trim: bool = True,
+) -> Loop:
+    """Turn raw audio into a bar-exact, click-free, loudness-normalised loop.
+
+    Args:
+        audio: ``[samples]`` or ``[channels, samples]`` float, 1 or 2 channels, any rate.
+        sample_rate: Hz of ``audio``.
+        bpm: target tempo.
+        bars: target length in bars.
+        beats_per_bar: beats in a bar.
+        settings: output rate, loudness target, peak ceiling, silence threshold, seam and fades.
+        source_bpm: the tempo the content was made at (engines know it); ``None`` = unknown.
+        trim: cut leading/trailing silence first (off for engines whose output is bar-aligned).
+
+    Returns:
+        A :class:`Loop` of ``[2, loop_length(bpm, bars, beats_per_bar, settings.sample_rate)]``.
+
+    Raises:
+        LoopError: NaN/inf, silent, too-short input, or an impossible stretch.
+    """
+    audio = check_audio(audio, sample_rate, settings.min_seconds)
+    if trim:
+        audio = trim_silence(audio, sample_rate, settings.silence_db, settings.fade_ms)
+        check_audio(audio, sample_rate, settings.min_seconds)
+    audio = resample(audio, sample_rate, settings.sample_rate)
+    rate = settings.sample_rate
+    length = loop_length(bpm, bars, beats_per_bar, rate)
+    tail = min(int(settings.seam_ms * rate / 1000), length // 4)
+    search = int(SEAM_SEARCH_S * rate) if tail else 0
+    ratio = None if source_bpm is None else bpm / source_bpm
+    audio = fold_seam(fit_to_bars(audio, length, tail + search, ratio), length, search)
+    normalised = normalize_loudness(audio, rate, settings.target_lufs)
+    audio = limit(normalised, rate, settings.peak_dbfs)
+    # Loudness is only measured again when the limiter changed something.
+    lufs = settings.target_lufs if audio is normalised else loudness(audio, rate)
+    return Loop(
+        audio=audio,
+        sample_rate=rate,
+        bpm=bpm,
+        bars=bars,
+        beats_per_bar=beats_per_bar,
+        lufs=lufs,
+        peak_dbfs=_db(float(np.max(np.abs(audio)))),
+    )
+
+
+def warm_up(settings: AudioConfig) -> None:
+    """Run every loop tool once on a short synthetic signal (librosa compiles with numba on its
+    first call, which takes seconds): call at start-up, never during a performance."""
+    rate = settings.sample_rate
+    noise = np.random.default_rng(0).standard_normal((2, rate)).astype(np.float32) * 0.1
+    make_loop(noise, rate, 240.0, 1, 4, settings, source_bpm=None, trim=True)
+    make_loop(noise, rate, 120.0, 1, 4, settings, source_bpm=120.0, trim=False)
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Read WAV/FLAC/OGG/AIFF (soundfile) or MP3 (librosa's fallback) as ``[channels, samples]``.
+
+    Raises:
+        LoopError: the file is missing or cannot be decoded.
+    """
+    if not path.is_file():
+        raise LoopError(f"{path}: no such file")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        return np.ascontiguousarray(data.T), int(rate)
+    except (soundfile.LibsndfileError, RuntimeError):
+        pass
+    try:
+        data, rate = librosa.load(str(path), sr=None, mono=False)
+    except Exception as error:  # audioread/soundfile raise many types for corrupt input
+        raise LoopError(f"{path}: not a readable audio file ({error})") from None
+    return np.atleast_2d(np.asarray(data, dtype=np.float32)), int(rate)
+
+
+def _stretch_if_needed(audio: np.ndarray, rate: float) -> np.ndarray:
+    """:func:`stretch` unless ``rate`` is within :data:`STRETCH_TOLERANCE` of 1."""
+    return stretch(audio, rate) if abs(rate - 1.0) > STRETCH_TOLERANCE else audio
+
+
+def _exact(audio: np.ndarray, length: int) -> np.ndarray:
+    """Crop or zero-pad ``[C, S]`` to exactly ``length`` samples (stretch output is ±1 frame)."""
+    if audio.shape[1] >= length:
+        return np.ascontiguousarray(audio[:, :length])
+    return np.pad(audio, ((0, 0), (0, length - audio.shape[1])), mode="edge")
+
+
+def _fade_in(samples: int) -> np.ndarray:
+    """Equal-power fade-in curve ``sin(π/2 · t)`` of ``samples`` points, t in [0, 1)."""
+    return np.sin(0.5 * np.pi * np.arange(samples, dtype=np.float32) / samples).astype(np.float32)
+
+
+def _db(amplitude: float) -> float:
+    return float(20.0 * np.log10(max(amplitude, 1e-12)))

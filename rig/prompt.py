@@ -1,0 +1,159 @@
+"""The structured prompt: free text plus ``Key: Value`` fields anywhere, comma separated.
+
+Example::
+
+    gritty and noisy pad, Tempo: 107, Key: E minor, Genre: Ambient, Instrument: Synthesizer, Bars: 4
+
+Field names are case-insensitive. Known fields are validated (tempo 40–240 BPM, bars 1/2/4/8/16,
+musical keys such as ``E minor``, ``F# maj``, ``Bbm``); unknown fields are kept as tags.
+``format_prompt(parse_prompt(p))`` is a fixed point: parsing it again gives the same prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from rig.config import ALLOWED_BARS, TEMPO_RANGE
+
+FIELD_RE = re.compile(r"^\s*([A-Za-z][A-Za-z _-]{0,31}?)\s*:\s*(.*?)\s*$", re.DOTALL)
+KEY_RE = re.compile(r"^([A-Ga-g])([#♯b♭]?)\s*([A-Za-z]*)$")
+MAJOR_WORDS = ("", "M", "maj", "major")
+MINOR_WORDS = ("m", "min", "minor")
+TEMPO_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:bpm)?$", re.IGNORECASE)
+KNOWN_FIELDS = ("tempo", "key", "genre", "instrument", "bars")
+
+
+class PromptError(ValueError):
+    """A prompt field has a value outside what the rig accepts."""
+
+    def __init__(self, name: str, value: str, accepted: str) -> None:
+        super().__init__(f"{name}: {value!r} is not valid; accepted: {accepted}")
+        self.field = name
+        self.value = value
+        self.accepted = accepted
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A parsed prompt. ``None`` means the performer did not say (the defaults apply)."""
+
+    text: str = ""  # the free text, comma-joined
+    tempo: float | None = None  # BPM, 40-240
+    key: str | None = None  # normalised, e.g. "E minor", "F# major"
+    bars: int | None = None  # 1, 2, 4, 8 or 16
+    genre: str | None = None
+    instrument: str | None = None
+    tags: tuple[tuple[str, str], ...] = field(default=())  # unknown fields, in order
+
+    def with_defaults(self, tempo: float, bars: int) -> Prompt:
+        """The prompt with ``tempo`` and ``bars`` filled in where it does not say."""
+        return replace(
+            self,
+            tempo=self.tempo if self.tempo is not None else tempo,
+            bars=self.bars if self.bars is not None else bars,
+        )
+
+
+def parse_tempo(value: str) -> float:
+    """``"107"``, ``"107 bpm"``, ``"92.5"`` → BPM; raises :class:`PromptError` outside 40–240."""
+    match = TEMPO_RE.match(value.strip())
+    accepted = f"a tempo of {TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g} BPM"
+    if not match:
+        raise PromptError("Tempo", value, accepted)
+    tempo = float(match.group(1))
+    if not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+        raise PromptError("Tempo", value, accepted)
+    return tempo
+
+
+def parse_bars(value: str) -> int:
+    """``"4"`` → 4; raises :class:`PromptError` unless 1, 2, 4, 8 or 16."""
+    accepted = "bars of " + ", ".join(str(b) for b in ALLOWED_BARS)
+    try:
+        bars = int(value.strip())
+    except ValueError:
+        raise PromptError("Bars", value, accepted) from None
+    if bars not in ALLOWED_BARS:
+        raise PromptError("Bars", value, accepted)
+    return bars
+
+
+def parse_key(value: str) -> str:
+    """``"F# maj"``, ``"Bbm"``, ``"e minor"`` → ``"F# major"``, ``"Bb minor"``, ``"E minor"``."""
+    match = KEY_RE.match(value.strip())
+    if not match:
+        raise PromptError("Key", value, "a key such as 'E minor', 'F# maj', 'Bbm' or 'C'")
+    letter, accidental, mode = match.groups()
+    accidental = {"♯": "#", "♭": "b"}.get(accidental, accidental)
+    mode = mode if mode in ("M", "m") else mode.lower()
+    if mode not in MAJOR_WORDS + MINOR_WORDS:
+        raise PromptError("Key", value, "a mode of major/maj/M or minor/min/m")
+    minor = mode in MINOR_WORDS
+    return f"{letter.upper()}{accidental} {'minor' if minor else 'major'}"
+
+
+def _format_tempo(tempo: float) -> str:
+    return f"{tempo:g}"
+
+
+def parse_prompt(text: str) -> Prompt:
+    """Parse a structured prompt.
+
+    Args:
+        text: free text and ``Name: value`` fields separated by commas.
+
+    Returns:
+        The :class:`Prompt`.
+
+    Raises:
+        PromptError: naming the field, the value and the accepted range; also for a field given
+            twice or with an empty value.
+    """
+    free: list[str] = []
+    fields: dict[str, str] = {}
+    tags: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for segment in text.split(","):
+        match = FIELD_RE.match(segment)
+        if not match:
+            if segment.strip():
+                free.append(" ".join(segment.split()))
+            continue
+        name, value = match.group(1).strip(), " ".join(match.group(2).split())
+        lower = name.lower()
+        if lower in seen:
+            raise PromptError(name, value, "each field once")
+        seen.add(lower)
+        if not value:
+            raise PromptError(name, value, "a value after the colon")
+        if lower in KNOWN_FIELDS:
+            fields[lower] = value
+        else:
+            tags.append((name[0].upper() + name[1:], value))
+    return Prompt(
+        text=", ".join(free),
+        tempo=parse_tempo(fields["tempo"]) if "tempo" in fields else None,
+        key=parse_key(fields["key"]) if "key" in fields else None,
+        bars=parse_bars(fields["bars"]) if "bars" in fields else None,
+        genre=fields.get("genre"),
+        instrument=fields.get("instrument"),
+        tags=tuple(tags),
+    )
+
+
+def format_prompt(prompt: Prompt) -> str:
+    """The canonical text of a prompt: free text, then Tempo, Key, Genre, Instrument, Bars, tags."""
+    parts = [prompt.text] if prompt.text else []
+    if prompt.tempo is not None:
+        parts.append(f"Tempo: {_format_tempo(prompt.tempo)}")
+    if prompt.key is not None:
+        parts.append(f"Key: {prompt.key}")
+    if prompt.genre is not None:
+        parts.append(f"Genre: {prompt.genre}")
+    if prompt.instrument is not None:
+        parts.append(f"Instrument: {prompt.instrument}")
+    if prompt.bars is not None:
+        parts.append(f"Bars: {prompt.bars}")
+    parts.extend(f"{name}: {value}" for name, value in prompt.tags)
+    return ", ".join(parts)

@@ -1,0 +1,420 @@
+"""The session: a request queue and a worker process that runs engines, loop tools and takes.
+
+Engines run in a separate worker process (``spawn``), never on the UI, OSC or MIDI threads. A
+supervisor thread in the rig's process feeds it one request at a time and watches it: a worker that
+dies (crash, out of memory) or runs past ``session.timeout_s`` is killed and restarted, its request
+is reported as failed, and the device slot keeps its last good loop. Finished takes are announced
+to the device through the :class:`~rig.link.Link`.
+
+The engine protocol lives in :mod:`rig.engines.base` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from rig.config import Config
+from rig.engines.base import (
+    ENGINES,
+    Cancelled,
+    Engine,
+    EngineError,
+    EngineOutput,
+    ProgressFn,
+    Request,
+    build_engine,
+)
+from rig.link import Link, LinkError
+from rig.loops import make_loop
+from rig.prompt import format_prompt
+from rig.takes import Take, TakeStore
+
+__all__ = [
+    "Cancelled",
+    "Engine",
+    "EngineError",
+    "EngineOutput",
+    "Job",
+    "ProgressFn",
+    "Request",
+    "Session",
+    "SessionError",
+    "produce_take",
+]
+
+log = logging.getLogger(__name__)
+_CTX = multiprocessing.get_context("spawn")
+
+
+class SessionError(RuntimeError):
+    """A request the session cannot accept."""
+
+
+@dataclass
+class Job:
+    """A request and what became of it."""
+
+    request: Request
+    status: str = "queued"  # queued | running | done | failed | cancelled
+    take: Take | None = None
+    error: str | None = None
+    step: int = 0  # progress: step of total
+    total: int = 0
+    note: str = ""
+    submitted: float = 0.0
+    finished: float | None = None
+
+
+def produce_take(
+    request: Request, engine: Engine, config: Config, store: TakeStore, progress: ProgressFn
+) -> Take:
+    """Run one request end to end: engine → loop tools → take store.
+
+    Args:
+        request: with ``prompt.tempo`` and ``prompt.bars`` filled (defaults apply otherwise).
+
+    Returns:
+        The written :class:`Take`.
+
+    Raises:
+        LoopError, TakeError, EngineError, Cancelled: nothing is written then.
+    """
+    prompt = request.prompt.with_defaults(config.music.tempo, config.music.bars)
+    request = replace(request, prompt=prompt)
+    output = engine.generate(request, progress)
+    assert prompt.tempo is not None and prompt.bars is not None
+    loop = make_loop(
+        output.audio,
+        output.sample_rate,
+        prompt.tempo,
+        prompt.bars,
+        config.music.beats_per_bar,
+        config.audio,
+        source_bpm=output.source_bpm,
+        trim=not output.bar_aligned,
+    )
+    meta = {
+        "prompt": {
+            "text": prompt.text,
+            "full": format_prompt(prompt),
+            "tempo": prompt.tempo,
+            "key": prompt.key,
+            "bars": prompt.bars,
+            "genre": prompt.genre,
+            "instrument": prompt.instrument,
+            "tags": dict(prompt.tags),
+        },
+        "engine": request.engine,
+        "model": request.model,
+        "seed": request.seed,
+        "slot": request.slot,
+        "controls": dict(request.controls),
+        "request_id": request.id,
+        "engine_info": dict(output.metadata),
+    }
+    return store.write(loop, meta)
+
+
+# -- the worker process ----------------------------------------------------------------------
+def _worker_main(
+    conn: Connection, cancel: Any, config: Config, registry: Mapping[str, str], session: str
+) -> None:
+    """Worker process: build engines on demand, run requests, report over ``conn``."""
+    from rig.loops import warm_up
+
+    if config.session.threads:
+        import torch
+
+        torch.set_num_threads(config.session.threads)
+    warm_up(config.audio)
+    store = TakeStore(config.paths.takes, session, config.audio.wav_subtype)
+    engines: dict[str, Engine] = {}
+    conn.send(("ready",))
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            return
+        if message[0] == "preload":
+            for name in message[1]:
+                try:
+                    engines.setdefault(name, build_engine(name, registry, config))
+                except Exception as error:  # reported; the request that needs it fails later
+                    conn.send(("warning", f"engine {name!r} could not be loaded: {error}"))
+            continue
+        request: Request = message[1]
+
+        def progress(step: int, total: int, note: str = "", rid: int = request.id) -> None:
+            if cancel.value == rid:
+                raise Cancelled()
+            conn.send(("progress", rid, step, total, note))
+
+        try:
+            if request.engine not in engines:
+                engines[request.engine] = build_engine(request.engine, registry, config)
+            take = produce_take(request, engines[request.engine], config, store, progress)
+        except Cancelled:
+            conn.send(("cancelled", request.id))
+        except Exception as error:  # the engine boundary: any failure belongs to the request
+            conn.send(("failed", request.id, f"{type(error).__name__}: {error}"))
+        else:
+            conn.send(("done", request.id, take))
+
+
+class _Worker:
+    """One worker process and its pipe."""
+
+    def __init__(self, config: Config, registry: Mapping[str, str], session: str) -> None:
+        self.conn, child = _CTX.Pipe()
+        self.cancel = _CTX.Value("q", 0)
+        self.process = _CTX.Process(
+            target=_worker_main,
+            args=(child, self.cancel, config, dict(registry), session),
+            name="rig-worker",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class Session:
+    """Queue, worker and history. Handlers only call :meth:`submit`; nothing here blocks them.
+
+    Args:
+        config: the rig's configuration.
+        link: the OSC link that announces takes (``None``: takes are only written).
+        engines: engine registry (name → ``module:factory``); default :data:`ENGINES`.
+        session: take-folder session name; default the start time.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        link: Link | None = None,
+        engines: Mapping[str, str] | None = None,
+        session: str | None = None,
+    ) -> None:
+        self.config = config
+        self.link = link
+        self.engines = dict(ENGINES if engines is None else engines)
+        self.store = TakeStore(config.paths.takes, session, config.audio.wav_subtype)
+        self.jobs: dict[int, Job] = {}
+        self.restarts = 0
+        self.warnings: list[str] = []  # engine load problems reported by the worker
+        self._queue: collections.deque[int] = collections.deque()
+        self._ids = 0
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._subscribers: list[Callable[[Job], None]] = []
+        self._worker: _Worker | None = None
+        self._ready = False
+        self._current: int | None = None
+        self._started_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._preload: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, preload: list[str] | None = None) -> Session:
+        """Start the worker (building the ``preload`` engines at once) and the supervisor."""
+        self._preload = list(preload or [])
+        self._spawn()
+        self._thread = threading.Thread(target=self._supervise, name="rig-session", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the supervisor and the worker process."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            try:
+                worker.conn.send(("stop",))
+                worker.process.join(timeout=5)
+            except (OSError, ValueError):
+                pass
+            worker.kill()
+
+    def __enter__(self) -> Session:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------
+    def submit(self, request: Request) -> Job:
+        """Queue ``request``; the prompt's missing tempo/bars become Live's tempo or the defaults.
+
+        Raises:
+            SessionError: unknown engine.
+        """
+        if request.engine not in self.engines:
+            available = ", ".join(sorted(self.engines)) or "none are installed yet"
+            raise SessionError(f"no engine named {request.engine!r}; available: {available}")
+        tempo = self.config.music.tempo
+        if self.link is not None and self.link.snapshot().tempo is not None:
+            tempo = float(self.link.snapshot().tempo or tempo)
+        seed = request.seed if request.seed is not None else random.randrange(2**31)
+        with self._lock:
+            self._ids += 1
+            prompt = request.prompt.with_defaults(tempo, self.config.music.bars)
+            job = Job(
+                replace(request, id=self._ids, prompt=prompt, seed=seed), submitted=time.time()
+            )
+            self.jobs[job.request.id] = job
+            self._queue.append(job.request.id)
+            self._changed.notify_all()
+        self._notify(job)
+        return job
+
+    def cancel(self, request_id: int) -> bool:
+        """Cancel a queued request, or a running one at its engine's next step."""
+        with self._lock:
+            job = self.jobs.get(request_id)
+            if job is None or job.status not in ("queued", "running"):
+                return False
+            if job.status == "queued":
+                self._queue.remove(request_id)
+                self._finish(job, "cancelled", error="cancelled before it started")
+            elif self._worker is not None:
+                self._worker.cancel.value = request_id
+        return True
+
+    def wait(self, request_id: int, timeout: float | None = None) -> Job:
+        """Block until the request is done, failed or cancelled (or ``timeout`` s pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            job = self.jobs[request_id]
+            while job.status in ("queued", "running"):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._changed.wait(left)
+            return job
+
+    def subscribe(self, callback: Callable[[Job], None]) -> None:
+        """Call ``callback(job)`` on every change of a job (on the session's thread)."""
+        self._subscribers.append(callback)
+
+    def queue_depth(self) -> int:
+        """Requests waiting, the running one included."""
+        with self._lock:
+            return len(self._queue) + (self._current is not None)
+
+    # -- supervisor ------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            worker = self._worker
+            if worker is None:
+                return
+            self._dispatch(worker)
+            try:
+                if worker.conn.poll(0.05):
+                    self._on_message(worker.conn.recv())
+                    continue
+            except (EOFError, OSError):
+                pass  # the worker died; handled below
+            if not worker.process.is_alive():
+                self._restart(f"the engine process died (exit code {worker.process.exitcode})")
+            elif self._current is not None and self._overdue():
+                self._restart(f"timed out after {self.config.session.timeout_s:g} s")
+
+    def _dispatch(self, worker: _Worker) -> None:
+        with self._lock:
+            if not self._ready or self._current is not None or not self._queue:
+                return
+            request_id = self._queue.popleft()
+            job = self.jobs[request_id]
+            job.status = "running"
+            self._current, self._started_at = request_id, time.monotonic()
+        worker.cancel.value = 0
+        worker.conn.send(("run", job.request))
+        self._notify(job)
+
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            with self._lock:
+                self._ready = True
+            return
+        if kind == "warning":
+            log.warning("%s", message[1])
+            self.warnings.append(message[1])
+            return
+        job = self.jobs[message[1]]
+        if kind == "progress":
+            job.step, job.total, job.note = message[2], message[3], message[4]
+            self._notify(job)
+        elif kind == "done":
+            self._finish(job, "done", take=message[2])
+            self._announce(job)
+        else:  # failed | cancelled
+            self._finish(job, kind, error=message[2] if len(message) > 2 else "cancelled")
+
+    def _finish(
+        self, job: Job, status: str, take: Take | None = None, error: str | None = None
+    ) -> None:
+        with self._lock:
+            job.status, job.take, job.error, job.finished = status, take, error, time.time()
+            if self._current == job.request.id:
+                self._current = None
+            self._changed.notify_all()
+        if error and status == "failed":
+            log.warning("request %d failed: %s", job.request.id, error)
+        self._notify(job)
+
+    def _announce(self, job: Job) -> None:
+        if self.link is None or job.request.slot is None or job.take is None:
+            return
+        take, prompt = job.take, job.request.prompt
+        try:
+            self.link.load(
+                job.request.slot, take.wav, prompt.tempo or 0.0, prompt.bars or 0, take.id
+            )
+        except LinkError as error:
+            job.error = f"take written but not sent: {error}"
+            self._notify(job)
+
+    def _overdue(self) -> bool:
+        return time.monotonic() - self._started_at > self.config.session.timeout_s
+
+    def _restart(self, reason: str) -> None:
+        with self._lock:
+            current = self._current
+            self._ready = False
+        if current is not None:
+            self._finish(self.jobs[current], "failed", error=f"{reason}; the worker was restarted")
+        log.warning("restarting the engine process: %s", reason)
+        if self._worker is not None:
+            self._worker.kill()
+        self.restarts += 1
+        if not self._stop.is_set():
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._worker = _Worker(self.config, self.engines, self.store.session)
+        if self._preload:
+            self._worker.conn.send(("preload", self._preload))
+
+    def _notify(self, job: Job) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(job)
+            except Exception:
+                log.exception("session subscriber failed")

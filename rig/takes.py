@@ -1,0 +1,238 @@
+"""Take store: every loop is written atomically as a WAV plus a JSON sidecar.
+
+Layout: ``<takes>/<session>/<NNNN>_<slug>_<tempo>bpm_<bars>bars.wav`` and ``.json`` beside it,
+where ``<session>`` is the start time of the rig session (``20261123-142141``) and ``NNNN`` counts
+takes within it. A take id is ``<session>-<NNNN>``. Files are first written to hidden ``.part``
+files in the same folder, flushed and fsynced, then renamed (sidecar first, WAV last), so a reader
+that lists ``*.wav`` never sees a partial file and every WAV it sees has its sidecar.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from rig import __version__
+from rig.loops import Loop
+
+TAKE_ID_RE = re.compile(r"^(\d{8}-\d{6}(?:-\d+)?)-(\d{4,})$")
+SLUG_WORDS = 4
+
+
+class TakeError(OSError):
+    """A take cannot be written or found; earlier takes are never touched."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """A take on disk."""
+
+    id: str  # "<session>-<NNNN>"
+    wav: Path  # absolute path of the WAV
+    sidecar: Path  # absolute path of the JSON sidecar
+    meta: Mapping[str, Any]  # the sidecar's content
+
+    @property
+    def number(self) -> int:
+        """The take's number within its session."""
+        return int(self.id.rsplit("-", 1)[1])
+
+
+def slugify(text: str, words: int = SLUG_WORDS) -> str:
+    """``"Gritty and noisy pad!"`` → ``"gritty-noisy-pad"``: lowercase ASCII words, no fillers."""
+    fillers = {"a", "an", "and", "the", "of", "with", "in", "on", "for", "to"}
+    found = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in fillers]
+    return "-".join(found[:words]) or "loop"
+
+
+def session_name(when: float | None = None) -> str:
+    """A session folder name from a time: ``20261123-142141``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+
+
+class TakeStore:
+    """Writes and recalls takes under ``root``; one store per rig session."""
+
+    def __init__(self, root: Path, session: str | None = None, wav_subtype: str = "PCM_24") -> None:
+        self.root = Path(root).resolve()
+        self.session = session or session_name()
+        self.folder = self.root / self.session
+        self.wav_subtype = wav_subtype
+        self._lock = threading.Lock()
+
+    def write(self, loop: Loop, meta: Mapping[str, Any]) -> Take:
+        """Write ``loop`` and its sidecar atomically.
+
+        Args:
+            loop: the finished loop.
+            meta: prompt text and fields, engine, model, seed, latent info, ... (JSON-able).
+
+        Returns:
+            The written :class:`Take`.
+
+        Raises:
+            TakeError: the folder cannot be created or written (disk full, read-only, ...);
+                no partial file is left and earlier takes are intact.
+        """
+        with self._lock:
+            self._make_folder()
+            number = self._next_number()
+            take_id = f"{self.session}-{number:04d}"
+            stem = f"{number:04d}_{self._slug(meta)}_{loop.bpm:g}bpm_{loop.bars}bars"
+            wav, sidecar = self.folder / f"{stem}.wav", self.folder / f"{stem}.json"
+            full_meta = self._sidecar(take_id, wav, loop, meta)
+            parts = [self.folder / f".{stem}.wav.part", self.folder / f".{stem}.json.part"]
+            try:
+                _write_wav(parts[0], loop.audio, loop.sample_rate, self.wav_subtype)
+                _write_json(parts[1], full_meta)
+                os.replace(parts[1], sidecar)
+                os.replace(parts[0], wav)
+                _fsync_dir(self.folder)
+            except OSError as error:
+                for path in (*parts, sidecar):
+                    path.unlink(missing_ok=True)
+                raise TakeError(error.errno, _describe(error, self.folder)) from error
+            return Take(take_id, wav, sidecar, full_meta)
+
+    def recall(self, take_id: str) -> Take:
+        """Find a take by id (``20261123-142141-0042``) or by number in this session (``42``).
+
+        Raises:
+            TakeError: no such take, or its sidecar is unreadable.
+        """
+        session, number = self._parse_id(take_id)
+        folder = self.root / session
+        matches = sorted(folder.glob(f"{number:04d}_*.json"))
+        if not matches:
+            raise TakeError(errno.ENOENT, f"no take {take_id!r} in {folder}")
+        sidecar = matches[0]
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise TakeError(
+                errno.EIO, f"take {take_id}: unreadable sidecar {sidecar}: {error}"
+            ) from None
+        return Take(f"{session}-{number:04d}", sidecar.with_suffix(".wav"), sidecar, meta)
+
+    def takes(self) -> list[Take]:
+        """Every take of this session, oldest first."""
+        numbers = sorted(self._numbers())
+        return [self.recall(str(n)) for n in numbers]
+
+    def _parse_id(self, take_id: str) -> tuple[str, int]:
+        text = str(take_id).strip()
+        if text.isdigit():
+            return self.session, int(text)
+        match = TAKE_ID_RE.match(text)
+        if not match:
+            raise TakeError(
+                errno.EINVAL,
+                f"{take_id!r} is not a take id (expected SESSION-NNNN such as "
+                f"{self.session}-0001, or a take number)",
+            )
+        return match.group(1), int(match.group(2))
+
+    def _make_folder(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TakeError(error.errno, _describe(error, self.folder)) from error
+
+    def _numbers(self) -> list[int]:
+        if not self.folder.is_dir():
+            return []
+        found = (re.match(r"^(\d{4,})_", p.name) for p in self.folder.glob("*.json"))
+        return [int(m.group(1)) for m in found if m]
+
+    def _next_number(self) -> int:
+        return max(self._numbers(), default=0) + 1
+
+    @staticmethod
+    def _slug(meta: Mapping[str, Any]) -> str:
+        prompt = meta.get("prompt")
+        text = prompt.get("text", "") if isinstance(prompt, Mapping) else str(prompt or "")
+        return slugify(text)
+
+    def _sidecar(
+        self, take_id: str, wav: Path, loop: Loop, meta: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            **meta,
+            "take_id": take_id,
+            "file": wav.name,
+            "tempo": loop.bpm,
+            "bars": loop.bars,
+            "beats_per_bar": loop.beats_per_bar,
+            "sample_rate": loop.sample_rate,
+            "channels": int(loop.audio.shape[0]),
+            "samples": int(loop.audio.shape[1]),
+            "duration_s": round(loop.seconds, 6),
+            "loudness_lufs": round(loop.lufs, 2),
+            "peak_dbfs": round(loop.peak_dbfs, 2),
+            "wav_format": self.wav_subtype,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "rig_version": __version__,
+        }
+
+
+def atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
+    """Write ``[channels, samples]`` audio to ``path`` atomically (hidden part file, fsync, rename).
+
+    Raises:
+        OSError: nothing is left behind; an existing ``path`` is untouched.
+    """
+    path = Path(path)
+    part = path.with_name(f".{path.name}.part")
+    try:
+        _write_wav(part, audio, sample_rate, subtype)
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
+    with path.open("wb") as handle:
+        soundfile.write(handle, audio.T, sample_rate, subtype=subtype, format="WAV")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_json(path: Path, meta: Mapping[str, Any]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=2, ensure_ascii=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _describe(error: OSError, folder: Path) -> str:
+    if error.errno == errno.ENOSPC:
+        return f"disk full while writing a take to {folder}; earlier takes are intact"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"take folder {folder} is not writable ({error.strerror}); set RIG_TAKES"
+    return f"cannot write a take to {folder}: {error}"
