@@ -398,12 +398,12 @@ class Session:
         with self._lock:
             current = self._current
             self._ready = False
+            self.restarts += 1  # counted before anyone hears of the failed job
         if current is not None:
             self._finish(self.jobs[current], "failed", error=f"{reason}; the worker was restarted")
         log.warning("restarting the engine process: %s", reason)
         if self._worker is not None:
             self._worker.kill()
-        self.restarts += 1
         if not self._stop.is_set():
             self._spawn()
 

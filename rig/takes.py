@@ -10,6 +10,7 @@ that lists ``*.wav`` never sees a partial file and every WAV it sees has its sid
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -204,8 +205,12 @@ def atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: s
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
+    # Encoded in memory first: soundfile reports a short write (disk full) as an AssertionError,
+    # while a plain file write raises the OSError (ENOSPC, EFBIG, ...) that names the problem.
+    encoded = io.BytesIO()
+    soundfile.write(encoded, audio.T, sample_rate, subtype=subtype, format="WAV")
     with path.open("wb") as handle:
-        soundfile.write(handle, audio.T, sample_rate, subtype=subtype, format="WAV")
+        handle.write(encoded.getbuffer())
         handle.flush()
         os.fsync(handle.fileno())
 

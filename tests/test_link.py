@@ -1,0 +1,176 @@
+"""The OSC link over real UDP on 127.0.0.1 against a python-osc stand-in device."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAST_RETRY
+
+from rig.config import OscConfig
+from rig.link import Link, LinkError, LinkEvent, encode
+
+
+def take_file(link: Link, name: str = "0001_x.wav") -> Path:
+    path = link.take_root / name
+    path.write_bytes(b"RIFF")  # the stand-in only checks that the file exists
+    return path
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.005)
+
+
+def test_load_is_acknowledged(device_and_link) -> None:
+    device, link = device_and_link
+    path = take_file(link)
+    events: list[LinkEvent] = []
+    link.subscribe(events.append)
+    req_id = link.load(3, path, 107.0, 4, "s-0001")
+    (args,) = device.wait_for("/rig/load")
+    assert args == (3, str(path.resolve()), 107.0, 4, "s-0001", req_id)
+    wait_until(lambda: link.snapshot().slots[3].status == "loaded")
+    assert link.pending() == 0
+    assert LinkEvent("loaded", {"slot": 3, "take_id": "s-0001", "req_id": req_id}) in events
+
+
+def test_unacknowledged_load_is_retried_with_the_same_request_id(device_and_link) -> None:
+    device, link = device_and_link
+    device.ignore_loads = 2
+    req_id = link.load(1, take_file(link), 120.0, 2, "s-0001")
+    loads = device.wait_for("/rig/load", count=3)
+    assert {args[-1] for args in loads} == {req_id}
+    wait_until(lambda: link.snapshot().slots[1].status == "loaded")
+
+
+def test_retries_give_up_and_report(device_and_link) -> None:
+    device, link = device_and_link
+    device.ignore_loads = 100
+    failed = threading.Event()
+    link.subscribe(lambda e: failed.set() if e.kind == "load_failed" else None)
+    link.load(1, take_file(link), 120.0, 2, "s-0001")
+    assert failed.wait(5)
+    assert len(device.messages("/rig/load")) == FAST_RETRY.attempts
+    state = link.snapshot().slots[1]
+    assert state.status == "failed" and "no answer" in (state.error or "")
+
+
+def test_hello_resends_current_assignments(device_and_link) -> None:
+    device, link = device_and_link
+    first = link.load(1, take_file(link, "a.wav"), 120.0, 2, "s-0001")
+    second = link.load(2, take_file(link, "b.wav"), 120.0, 4, "s-0002")
+    device.wait_for("/rig/load", count=2)
+    wait_until(lambda: link.pending() == 0)
+    device.send("/rig/hello", "1.0.0", 8)  # the device was reloaded: its buffers are empty
+    loads = device.wait_for("/rig/load", count=4)
+    resent = {args[0]: args for args in loads[2:]}
+    assert resent[1][4] == "s-0001" and resent[2][4] == "s-0002"
+    assert {resent[1][5], resent[2][5]}.isdisjoint({first, second})  # fresh request ids
+    wait_until(lambda: link.snapshot().device_slots == 8)
+    assert link.snapshot().device_version == "1.0.0"
+
+
+def test_duplicate_and_late_acks_are_harmless(device_and_link) -> None:
+    device, link = device_and_link
+    device.ignore_loads = 100  # acknowledge by hand
+    old = link.load(1, take_file(link, "a.wav"), 120.0, 2, "s-0001")
+    new = link.load(1, take_file(link, "b.wav"), 120.0, 2, "s-0002")  # supersedes the first
+    device.send("/rig/loaded", 1, "s-0001", old)  # late ack of the superseded load
+    time.sleep(0.1)
+    assert link.snapshot().slots[1].status == "pending"
+    assert link.snapshot().slots[1].take_id == "s-0002"
+    device.send("/rig/loaded", 1, "s-0002", new)
+    device.send("/rig/loaded", 1, "s-0002", new)  # duplicate
+    wait_until(lambda: link.snapshot().slots[1].status == "loaded")
+    assert link.pending() == 0
+
+
+def test_device_error_is_reported(device_and_link) -> None:
+    device, link = device_and_link
+    path = take_file(link)
+    path.unlink()  # the device cannot read it
+    errors: list[LinkEvent] = []
+    link.subscribe(lambda e: errors.append(e) if e.kind == "error" else None)
+    req_id = link.load(2, path, 120.0, 2, "s-0001")
+    wait_until(lambda: link.snapshot().slots[2].status == "failed")
+    assert "cannot read" in (link.snapshot().slots[2].error or "")
+    assert errors[0].data["req_id"] == req_id
+
+
+def test_clear_tempo_playing_ping(device_and_link) -> None:
+    device, link = device_and_link
+    events: list[LinkEvent] = []
+    link.subscribe(events.append)
+    link.clear(4)
+    device.wait_for("/rig/clear")
+    wait_until(lambda: link.snapshot().slots[4].status == "empty" and link.pending() == 0)
+    device.send("/rig/tempo", 98.5)
+    device.send("/rig/playing", 4, 1)
+    link.ping(77)
+    wait_until(lambda: any(e.kind == "pong" for e in events))
+    wait_until(lambda: link.snapshot().slots[4].playing)
+    assert link.snapshot().tempo == 98.5
+    assert LinkEvent("pong", {"token": 77}) in events
+
+
+def test_malformed_and_unknown_messages_are_logged_and_survived(
+    device_and_link, caplog: pytest.LogCaptureFixture
+) -> None:
+    device, link = device_and_link
+    caplog.set_level(logging.WARNING, logger="rig.link")
+    device.send_raw(b"\x00\x01garbage")  # not OSC: never reaches the dispatcher
+    device.send_raw(b"/rig/tempo\x00\x00,f\x00\x00\x01")  # truncated float
+    device.send("/rig/loaded", "one", "x")  # wrong types
+    device.send("/rig/loaded")  # no arguments
+    device.send("/rig/tempo", 5000.0)  # out of range
+    device.send("/rig/hello", "1.0", 0)  # no slots
+    device.send("/rig/unknown", 1)
+    device.send("/rig/tempo", 101.0)  # a good message still gets through afterwards
+    wait_until(lambda: link.snapshot().tempo == 101.0)
+    text = caplog.text
+    assert "malformed OSC packet" in text
+    assert "dropped malformed /rig/loaded" in text
+    assert "dropped unknown OSC message /rig/unknown" in text
+    assert text.count("dropped") >= 7
+
+
+def test_only_paths_inside_the_take_folder_are_sent(device_and_link, tmp_path: Path) -> None:
+    device, link = device_and_link
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF")
+    sneaky = link.take_root / ".." / "elsewhere.wav"
+    for path in (outside, sneaky, Path("/etc/passwd")):
+        with pytest.raises(LinkError, match="outside the take folder"):
+            link.load(1, path, 120.0, 2, "s-0001")
+    time.sleep(0.1)
+    assert device.messages("/rig/load") == []
+
+
+def test_slot_numbers_are_checked(device_and_link) -> None:
+    device, link = device_and_link
+    with pytest.raises(LinkError, match="numbered from 1"):
+        link.load(0, take_file(link), 120.0, 2, "s-0001")
+    device.send("/rig/hello", "1.0", 4)
+    wait_until(lambda: link.snapshot().device_slots == 4)
+    with pytest.raises(LinkError, match="1 to 4"):
+        link.load(5, take_file(link), 120.0, 2, "s-0001")
+
+
+def test_busy_listen_port_is_named(tmp_path: Path) -> None:
+    with Link(OscConfig(port=9, listen_port=0), tmp_path) as first:
+        second = Link(OscConfig(port=9, listen_port=first.port), tmp_path)
+        with pytest.raises(OSError, match=f"UDP port {first.port}"):
+            second.start()
+
+
+def test_encode_golden_bytes() -> None:
+    assert encode("/rig/ping", 1) == b"/rig/ping\x00\x00\x00,i\x00\x00\x00\x00\x00\x01"
+    assert encode("/rig/tempo", 120.0) == b"/rig/tempo\x00\x00,f\x00\x00B\xf0\x00\x00"
+
