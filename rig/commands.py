@@ -63,10 +63,11 @@ def send_take(config: Config, take: Take, slot: int) -> bool:
             done.set()
 
     link.subscribe(on_event)
-    with link:
-        prompt_bpm = float(take.meta.get("tempo", 0.0))
-        link.load(slot, take.wav, prompt_bpm, int(take.meta.get("bars", 0)), take.id)
+    try:
+        link.load(slot, take.wav, float(take.meta["tempo"]), int(take.meta["bars"]), take.id)
         done.wait(timeout=10)
+    finally:
+        link.close()
     if outcome and outcome[0].kind == "loaded":
         _say(f"the device loaded take {take.id} into slot {slot}")
         return True

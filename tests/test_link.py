@@ -93,7 +93,7 @@ def test_duplicate_and_late_acks_are_harmless(device_and_link) -> None:
 
 
 def test_device_error_is_reported(device_and_link) -> None:
-    device, link = device_and_link
+    _device, link = device_and_link
     path = take_file(link)
     path.unlink()  # the device cannot read it
     errors: list[LinkEvent] = []
@@ -173,4 +173,3 @@ def test_busy_listen_port_is_named(tmp_path: Path) -> None:
 def test_encode_golden_bytes() -> None:
     assert encode("/rig/ping", 1) == b"/rig/ping\x00\x00\x00,i\x00\x00\x00\x00\x00\x01"
     assert encode("/rig/tempo", 120.0) == b"/rig/tempo\x00\x00,f\x00\x00B\xf0\x00\x00"
-

@@ -26,7 +26,10 @@ SEED = "gritty and noisy pad, Tempo: 107, Key: E minor, Genre: Ambient, Instrume
         ("Key: Cm", Prompt(key="C minor")),
         ("Tempo: 40", Prompt(tempo=40.0)),
         ("Tempo: 240", Prompt(tempo=240.0)),
-        ("Mood: tense, Bars: 1, ratio 3:2", Prompt(text="ratio 3:2", bars=1, tags=(("Mood", "tense"),))),
+        (
+            "Mood: tense, Bars: 1, ratio 3:2",
+            Prompt(text="ratio 3:2", bars=1, tags=(("Mood", "tense"),)),
+        ),
         ("  spaced   out ,  , texture ", Prompt(text="spaced out, texture")),
         ("", Prompt()),
     ],

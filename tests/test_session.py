@@ -36,7 +36,7 @@ def ask(session: Session, text: str, slot: int | None = 1, seed: int = 5) -> int
 
 
 def test_request_to_take_to_device(rig) -> None:
-    session, link, device = rig
+    session, _link, device = rig
     job = session.wait(ask(session, "dusty drums, Tempo: 97, Bars: 4"), timeout=60)
     assert job.status == "done", job.error
     take = job.take

@@ -37,8 +37,19 @@ def test_write_names_sidecar_and_audio(tmp_path: Path) -> None:
     assert (rate, data.shape, info.subtype) == (44100, (loop.audio.shape[1], 2), "PCM_24")
     np.testing.assert_allclose(data.T, loop.audio, atol=2.0**-22)
     meta = json.loads(take.sidecar.read_text())
-    for key in ("prompt", "engine", "seed", "tempo", "bars", "sample_rate", "duration_s",
-                "loudness_lufs", "created", "rig_version", "take_id"):
+    for key in (
+        "prompt",
+        "engine",
+        "seed",
+        "tempo",
+        "bars",
+        "sample_rate",
+        "duration_s",
+        "loudness_lufs",
+        "created",
+        "rig_version",
+        "take_id",
+    ):
         assert key in meta, key
     assert (meta["tempo"], meta["bars"], meta["seed"]) == (107.0, 1, 7)
     assert meta["samples"] == loop.audio.shape[1]

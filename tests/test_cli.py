@@ -1,0 +1,162 @@
+"""The ``rig`` command as a performer runs it: loop, generate, doctor, bench, perform."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import free_udp_port, step_p95, wrap_jump
+
+from rig import cli
+from rig.bench import drum_signal
+from rig.engines import base
+from rig.loops import loop_length
+from rig.standin import StandInDevice
+
+RIG = [sys.executable, "-m", "rig"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(
+        [*RIG, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
+def test_rig_loop_on_audio_files(tmp_path: Path, fmt: str) -> None:
+    source = tmp_path / f"in.{fmt.lower()}"
+    soundfile.write(source, drum_signal(3.3, 48000).T, 48000, format=fmt)
+    out = run("loop", str(source), "--bpm", "107", "--bars", "2", "-o", str(tmp_path / "o.wav"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "o.wav")
+    audio, rate = soundfile.read(tmp_path / "o.wav", always_2d=True)
+    assert (rate, audio.shape) == (44100, (loop_length(107, 2, 4, 44100), 2))
+    assert (wrap_jump(audio.T) <= step_p95(audio.T)).all()
+
+
+def test_rig_loop_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    out = run("loop", str(corrupt), "--bpm", "120", "--bars", "2")
+    assert out.returncode == 1
+    assert "not a readable audio file" in out.stderr
+    nan = tmp_path / "nan.wav"
+    audio = drum_signal(2.0, 44100)
+    audio[0, 100] = np.nan
+    soundfile.write(nan, audio.T, 44100, subtype="FLOAT")
+    out = run("loop", str(nan), "--bpm", "120", "--bars", "1")
+    assert out.returncode == 1 and "1 NaN or infinite" in out.stderr
+    out = run("loop", str(tmp_path / "missing.wav"), "--bpm", "120", "--bars", "1")
+    assert out.returncode == 1 and "no such file" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "nan.wav"]
+
+
+def test_generate_without_an_engine_says_so(tmp_path: Path) -> None:
+    out = run("generate", "dark pad", "--no-send", "--takes", str(tmp_path))
+    assert out.returncode == 1
+    assert "no engine named 'gan'" in out.stderr
+
+
+def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(base.ENGINES, "word", "fake_engines:WordEngine")
+    with StandInDevice(rig_port=free_udp_port()) as device:
+        code = cli.main(
+            [
+                "generate",
+                "dusty loop, Tempo: 90, Bars: 1",
+                "--engine",
+                "word",
+                "--seed",
+                "3",
+                "--slot",
+                "2",
+                "--takes",
+                str(tmp_path),
+                "--osc-port",
+                str(device.port),
+                "--listen-port",
+                str(device.rig_port),
+            ]
+        )
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        wav = Path(captured.out.strip().splitlines()[-1])
+        assert wav.is_file() and wav.parent.parent == tmp_path.resolve()
+        assert soundfile.info(wav).frames == loop_length(90, 1, 4, 44100)
+        (args,) = device.wait_for("/rig/load")
+        assert args[:4] == (2, str(wav), 90.0, 1)
+        assert "loaded take" in captured.err
+
+
+def test_bad_prompt_is_one_clear_line(tmp_path: Path) -> None:
+    out = run("generate", "pad, Tempo: 500", "--takes", str(tmp_path))
+    assert out.returncode == 1
+    assert (
+        out.stderr.strip()
+        == "rig: error: Tempo: '500' is not valid; accepted: a tempo of 40-240 BPM"
+    )
+
+
+def test_doctor(tmp_path: Path) -> None:
+    env = {
+        "RIG_TAKES": str(tmp_path / "takes"),
+        "RIG_LISTEN_PORT": str(free_udp_port()),
+        "RIG_OSC_PORT": str(free_udp_port()),
+    }
+    out = run("doctor", env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout
+    assert "take folder" in out.stdout and "torch" in out.stdout
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = run("doctor", env={**env, "RIG_TAKES": str(blocker / "takes")}, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "FAIL  take folder" in out.stdout
+
+
+def test_bench_json(tmp_path: Path) -> None:
+    out = run("bench", "loops", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["loop_tools_ms"] > 0 and figures["osc_rtt_ms"] > 0
+    assert figures["osc_lost"] == 0
+
+
+def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_udp_port()
+    env = {
+        **os.environ,
+        "RIG_TAKES": str(tmp_path / "takes"),
+        "RIG_LISTEN_PORT": str(port),
+        "RIG_OSC_PORT": str(free_udp_port()),
+    }
+    proc = subprocess.Popen(
+        [*RIG, "perform"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if "Ctrl-C stops the rig" in line:
+            break
+    text = "".join(lines)
+    assert f"listening on UDP {port}" in text
+    assert "missing: no loop engine is installed yet" in text
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", port))  # the port was released
