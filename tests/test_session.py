@@ -26,9 +26,12 @@ def rig(config: Config) -> Iterator[tuple[Session, Link, StandInDevice]]:
     device = StandInDevice(rig_port=config.osc.listen_port)
     config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
     config.paths.takes.mkdir(parents=True)
-    with device, Link(config.osc, config.paths.takes) as link:
-        with Session(config, link, engines=REGISTRY) as session:
-            yield session, link, device
+    with (
+        device,
+        Link(config.osc, config.paths.takes) as link,
+        Session(config, link, engines=REGISTRY) as session,
+    ):
+        yield session, link, device
 
 
 def ask(session: Session, text: str, slot: int | None = 1, seed: int = 5) -> int:
