@@ -15,6 +15,7 @@ import collections
 import logging
 import multiprocessing
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -131,6 +132,8 @@ def _worker_main(
     """Worker process: build engines on demand, run requests, report over ``conn``."""
     from rig.loops import warm_up
 
+    # Ctrl-C reaches the whole process group; the rig's process stops the worker itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if config.session.threads:
         import torch
 

@@ -144,7 +144,12 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
         "RIG_OSC_PORT": str(free_udp_port()),
     }
     proc = subprocess.Popen(
-        [*RIG, "perform"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+        [*RIG, "perform"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     lines = []
     assert proc.stderr is not None
@@ -155,8 +160,24 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
     text = "".join(lines)
     assert f"listening on UDP {port}" in text
     assert "missing: no loop engine is installed yet" in text
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    time.sleep(3.0)  # the worker process is up and warming
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
     assert proc.wait(timeout=20) == 0
+    rest = proc.stderr.read()
+    assert "rig perform: stopping" in rest
+    assert "Traceback" not in rest
+    assert not group_alive(proc.pid, within=5.0)  # no orphan worker or helper is left
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("0.0.0.0", port))  # the port was released
+
+
+def group_alive(pgid: int, within: float) -> bool:
+    """True if processes of group ``pgid`` still exist after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
