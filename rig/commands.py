@@ -30,7 +30,7 @@ def generate(args: argparse.Namespace, config: Config) -> int:
     prompt = parse_prompt(args.prompt).with_defaults(config.music.tempo, config.music.bars)
     engine = build_engine(args.engine, ENGINES, config)
     slot = None if args.no_send else args.slot
-    request = Request(prompt, args.engine, args.model, slot, args.seed, id=1)
+    request = Request(prompt, args.engine, args.model, slot, args.seed, id=1).seeded()
 
     def progress(step: int, total: int, note: str = "") -> None:
         _say(f"  step {step}/{total} {note}".rstrip())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import logging
 import multiprocessing
-import random
 import signal
 import threading
 import time
@@ -270,16 +269,12 @@ class Session:
         if request.engine not in self.engines:
             available = ", ".join(sorted(self.engines)) or "none are installed yet"
             raise SessionError(f"no engine named {request.engine!r}; available: {available}")
-        tempo = self.config.music.tempo
-        if self.link is not None and self.link.snapshot().tempo is not None:
-            tempo = float(self.link.snapshot().tempo or tempo)
-        seed = request.seed if request.seed is not None else random.randrange(2**31)
+        live_tempo = self.link.snapshot().tempo if self.link is not None else None
+        tempo = live_tempo if live_tempo is not None else self.config.music.tempo
         with self._lock:
             self._ids += 1
             prompt = request.prompt.with_defaults(tempo, self.config.music.bars)
-            job = Job(
-                replace(request, id=self._ids, prompt=prompt, seed=seed), submitted=time.time()
-            )
+            job = Job(replace(request.seeded(), id=self._ids, prompt=prompt), submitted=time.time())
             self.jobs[job.request.id] = job
             self._queue.append(job.request.id)
             self._changed.notify_all()

@@ -100,6 +100,7 @@ def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
         (args,) = device.wait_for("/rig/load")
         assert args[:4] == (2, str(wav), 90.0, 1)
         assert "loaded take" in captured.err
+        assert json.loads(wav.with_suffix(".json").read_text())["seed"] == 3
 
 
 def test_bad_prompt_is_one_clear_line(tmp_path: Path) -> None:

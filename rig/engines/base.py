@@ -7,8 +7,9 @@ An engine is built by a factory ``factory(config) -> Engine`` named by an import
 from __future__ import annotations
 
 import importlib
+import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -41,6 +42,12 @@ class Request:
     seed: int | None = None  # None = a fresh random seed (the engine records the one it used)
     controls: Mapping[str, float] = field(default_factory=dict)  # named parameter values
     id: int = 0  # assigned by the session
+
+    def seeded(self) -> Request:
+        """This request with a fresh random seed if it has none, so every take can be redone."""
+        if self.seed is not None:
+            return self
+        return replace(self, seed=random.randrange(2**31))
 
 
 @dataclass(frozen=True)
