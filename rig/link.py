@@ -269,12 +269,13 @@ class Link:
         with self._lock:
             self._state.device_version, self._state.device_slots = version, slots
             assigned = [
-                (n, s) for n, s in sorted(self._state.slots.items()) if s.path and s.take_id
+                (n, Path(s.path), s.bpm, s.bars, s.take_id)
+                for n, s in sorted(self._state.slots.items())
+                if s.path and s.take_id and n <= slots
             ]
         self._emit("hello", {"version": version, "slots": slots})
-        for slot, state in assigned:  # the device lost its buffers: send them again
-            if slot <= slots and state.path and state.take_id:
-                self.load(slot, Path(state.path), state.bpm, state.bars, state.take_id)
+        for assignment in assigned:  # the device lost its buffers: send them again
+            self.load(*assignment)
 
     def _on_loaded(self, args: tuple[Any, ...]) -> None:
         slot, take_id, req_id = _int(args[0]), str(args[1]), _int(args[2])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,15 @@ def device_and_link(tmp_path: Path) -> Iterator[tuple[StandInDevice, Link]]:
     yield device, link
     link.close()
     device.close()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``condition`` every 5 ms until it is true; TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.005)
 
 
 def wrap_jump(audio: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRY
+from conftest import FAST_RETRY, wait_until
 
 from rig.config import OscConfig
 from rig.link import Link, LinkError, LinkEvent, encode
@@ -18,14 +18,6 @@ def take_file(link: Link, name: str = "0001_x.wav") -> Path:
     path = link.take_root / name
     path.write_bytes(b"RIFF")  # the stand-in only checks that the file exists
     return path
-
-
-def wait_until(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.005)
 
 
 def test_load_is_acknowledged(device_and_link) -> None:

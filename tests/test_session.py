@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import soundfile
+from conftest import wait_until
 from fake_engines import REGISTRY
 
 from rig.config import Config, SessionConfig
@@ -54,9 +54,7 @@ def test_request_to_take_to_device(rig) -> None:
 def test_default_tempo_is_lives(rig) -> None:
     session, link, device = rig
     device.send("/rig/tempo", 133.0)
-    deadline = time.monotonic() + 5
-    while link.snapshot().tempo != 133.0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: link.snapshot().tempo == 133.0)
     job = session.wait(ask(session, "no tempo given", slot=None), timeout=60)
     assert job.status == "done", job.error
     assert job.take.meta["tempo"] == 133.0
@@ -103,9 +101,7 @@ def test_cancel_running_and_queued(rig) -> None:
     session, _, _ = rig
     slow = ask(session, "slow one", slot=None)
     queued = ask(session, "queued", slot=None)
-    deadline = time.monotonic() + 30
-    while session.jobs[slow].step < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: session.jobs[slow].step >= 3, timeout=30)
     assert session.cancel(queued)
     assert session.cancel(slow)
     assert session.wait(slow, timeout=30).status == "cancelled"
