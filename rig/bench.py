@@ -3,6 +3,10 @@
 ``rig bench loops`` times the loop tools (warm) on a 4-s stereo 44.1 kHz loop, in the common case
 (the engine made the content at the asked tempo with a short tail: crop, seam, loudness, limit) and
 with a tempo change (time-stretch first), and the OSC round trip to a stand-in device on 127.0.0.1.
+
+``rig bench gan`` times the GAN engine's four-latent stereo loop end to end (``generate``: mapping,
+synthesis, vocoder, mix, repeat to bars) for the default network sizes and for a tiny config, with
+random weights (speed does not depend on training), and the plain MelGAN vocoder for comparison.
 """
 
 from __future__ import annotations
@@ -26,12 +30,7 @@ from rig.standin import StandInDevice
 
 
 def _median_ms(run: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * statistics.median(_seconds(run) for _ in range(repeats))
 
 
 def drum_signal(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
@@ -103,8 +102,102 @@ def bench_osc(config: Config, pings: int = 200) -> dict[str, float]:
     }
 
 
+def bench_gan(config: Config, repeats: int = 7) -> dict[str, Any]:
+    """Real-time factor of the GAN engine (default and tiny sizes) and peak memory.
+
+    ``realtime_factor`` = seconds of stereo loop made per second of wall time (median of
+    ``repeats`` warm generations); the ``*_ms`` figures split one generation into its stages.
+    """
+    import resource
+
+    import torch
+
+    from rig.checkpoint import LoopAudio, new_loop_model, save_loop_model
+    from rig.engines.gan import GanEngine
+    from rig.engines.gan_render import WRAP_FRAMES
+    from rig.nn.istft import IstftConfig
+    from rig.nn.mel import MelSpec
+    from rig.nn.melgan import MelGANConfig, remove_weight_norm
+    from rig.nn.stylegan2 import GeneratorConfig
+    from rig.nn.vocoder import build_vocoder
+
+    if config.session.threads:
+        torch.set_num_threads(config.session.threads)
+    tiny_audio = LoopAudio(MelSpec(sr=8000, n_fft=500, hop=125, win=500, n_mels=20, fmax=4000.0))
+    sizes = {
+        "": (LoopAudio(), GeneratorConfig(), IstftConfig()),
+        "tiny_": (
+            tiny_audio,
+            GeneratorConfig(
+                z_dim=16, w_dim=16, mapping_layers=2, start=(5, 64), channels=(16, 8, 8)
+            ),
+            IstftConfig(n_mels=20, hop=125, n_fft=500, dim=16, layers=1, mlp_ratio=2),
+        ),
+    }
+    figures: dict[str, Any] = {"threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for prefix, (audio, gen_cfg, voc_cfg) in sizes.items():
+            model = new_loop_model("bench", audio, gen_cfg, voc_cfg, {"bass": (-2, 2, "")})
+            folder = save_loop_model(model, Path(tmp) / f"{prefix}model")
+            paths = dataclasses.replace(config.paths, models=(folder,))
+            engine = GanEngine(dataclasses.replace(config, paths=paths))
+            figures |= {f"{prefix}{k}": v for k, v in _time_engine(engine, repeats).items()}
+    melgan = remove_weight_norm(build_vocoder(MelGANConfig())).eval()
+    mel = torch.randn(4, 80, LoopAudio().frames + 2 * WRAP_FRAMES)
+    with torch.inference_mode():
+        figures["plain_melgan_vocoder_ms"] = round(_median_ms(lambda: melgan(mel), 2), 1)
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return figures
+
+
+def _time_engine(engine: Any, repeats: int) -> dict[str, float]:
+    """Median figures of ``repeats`` warm generations of the engine's only model."""
+    import torch
+
+    from rig.engines import Request
+    from rig.prompt import Prompt
+
+    model = engine.models["bench"]
+    audio = model.audio
+    request = Request(Prompt("bench", tempo=audio.bpm, bars=audio.bars), "gan", seed=1)
+    total = statistics.median(
+        _seconds(lambda: engine.generate(request, _no_progress)) for _ in range(repeats)
+    )
+    z = torch.randn(4, model.generator.cfg.z_dim)
+    with torch.inference_mode():
+        ws = model.generator.mapping(z)
+        mapping_ms = _median_ms(lambda: model.generator.mapping(z), repeats)
+    splits = [engine._render(model, ws, 0.7).seconds for _ in range(repeats)]
+    stage = {k: 1000 * statistics.median(s[k] for s in splits) for k in splits[0]}
+    return {
+        "realtime_factor": round(audio.samples / audio.mel.sr / total, 2),
+        "seconds_per_loop": round(total, 4),
+        "mapping_ms": round(mapping_ms, 2),
+        "synthesis_ms": round(stage["synthesis"], 1),
+        "vocoder_ms": round(stage["vocoder"], 1),
+        "mix_ms": round(stage["mix"], 2),
+        "generator_mparams": round(_mparams(model.generator), 3),
+        "vocoder_mparams": round(_mparams(model.vocoder), 3),
+    }
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _mparams(module: Any) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def _no_progress(step: int, total: int, note: str = "") -> None:
+    pass
+
+
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
+    "gan": bench_gan,
 }
 
 

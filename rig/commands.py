@@ -76,11 +76,17 @@ def send_take(config: Config, take: Take, slot: int) -> bool:
     return False
 
 
-def missing_parts() -> list[str]:
+def missing_parts(config: Config) -> list[str]:
     """What ``rig perform`` cannot offer yet, in words for the performer."""
+    from rig.checkpoint import find_model_folders
+
     missing = []
-    if not ENGINES:
-        missing.append("no loop engine is installed yet, so nothing can be generated")
+    if not find_model_folders(config.paths.models):
+        folders = ", ".join(str(p) for p in config.paths.models)
+        missing.append(
+            f"no loop models in {folders}, so the gan engine has nothing to play "
+            "(`rig doctor` says more)"
+        )
     if importlib.util.find_spec("rig.ui") is None:
         missing.append("the performer web UI is not part of this version yet")
     return missing
@@ -104,7 +110,7 @@ def perform(config: Config) -> int:
             f"listening on UDP {link.port}"
         )
         _say(f"  engines: {', '.join(sorted(ENGINES)) or 'none'}")
-        for item in missing_parts():
+        for item in missing_parts(config):
             _say(f"  missing: {item}")
         _say("  Ctrl-C stops the rig.")
         stop.wait()

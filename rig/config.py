@@ -78,6 +78,14 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class GanConfig:
+    """Where and how the GAN loop engine runs."""
+
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"
+    precision: str = "auto"  # "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16" or "bf16"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -86,6 +94,7 @@ class Config:
     music: MusicConfig = field(default_factory=MusicConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
 
 def _port(value: Any) -> int:
@@ -133,6 +142,14 @@ def _choice(*choices: Any, kind: Callable[[Any], Any] = str) -> Callable[[Any], 
     return parse
 
 
+def _device(value: Any) -> str:
+    device = str(value).strip().lower()
+    index = device.removeprefix("cuda:")
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and index.isdigit()):
+        return device
+    raise ValueError("auto, cpu, cuda or cuda:N")
+
+
 def _text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -172,6 +189,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "paths.models": (_paths, "RIG_MODELS"),
     "session.timeout_s": (_ranged(1.0, 3600.0), "RIG_TIMEOUT"),
     "session.threads": (_ranged(0, 256, _int), "RIG_THREADS"),
+    "gan.device": (_device, "RIG_GAN_DEVICE"),
+    "gan.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_GAN_PRECISION"),
 }
 
 

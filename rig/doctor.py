@@ -100,16 +100,26 @@ def check_device(config: Config) -> Finding:
 
 
 def check_models(config: Config) -> Finding:
-    found = [
-        p.parent.name
-        for folder in config.paths.models
-        if folder.is_dir()
-        for p in sorted(folder.glob("*/config.json"))
-    ]
+    from rig.checkpoint import CheckpointError, find_model_folders, load_loop_model
+
     folders = ", ".join(str(f) for f in config.paths.models)
+    found = find_model_folders(config.paths.models)
     if not found:
-        return Finding(WARN, "models", f"no model folders (with config.json) in {folders}")
-    return Finding(OK, "models", f"{len(found)} in {folders}: {', '.join(found)}")
+        return Finding(WARN, "models", f"no loop model folders (with config.json) in {folders}")
+    loaded, broken = [], []
+    for folder in found:
+        try:
+            model = load_loop_model(folder)
+        except (CheckpointError, OSError) as error:
+            broken.append(str(error))
+            continue
+        loaded.append(
+            f"{model.name} ({model.material or 'no material'}, {len(model.directions)} directions)"
+        )
+    text = f"{len(loaded)} in {folders}: {', '.join(loaded) or 'none loads'}"
+    if broken:
+        return Finding(WARN, "models", text + "; broken: " + "; ".join(broken))
+    return Finding(OK, "models", text)
 
 
 def check_engines(config: Config) -> Finding:

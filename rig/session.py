@@ -151,6 +151,8 @@ def _worker_main(
                     engines.setdefault(name, build_engine(name, registry, config))
                 except Exception as error:  # reported; the request that needs it fails later
                     conn.send(("warning", f"engine {name!r} could not be loaded: {error}"))
+                for problem in getattr(engines.get(name), "problems", ()):
+                    conn.send(("warning", f"engine {name!r}: {problem}"))
             continue
         request: Request = message[1]
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import free_udp_port, step_p95, wrap_jump
+from tiny_models import write_tiny_model
 
 from rig import cli
 from rig.bench import drum_signal
@@ -65,10 +66,34 @@ def test_rig_loop_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.wav", "nan.wav"]
 
 
-def test_generate_without_an_engine_says_so(tmp_path: Path) -> None:
-    out = run("generate", "dark pad", "--no-send", "--takes", str(tmp_path))
+def test_generate_without_models_says_so(tmp_path: Path) -> None:
+    out = run("generate", "dark pad", "--no-send", "--takes", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 1
-    assert "no engine named 'gan'" in out.stderr
+    assert "the gan engine found no loadable loop model in models" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_generate_with_a_gan_model_folder(tmp_path: Path) -> None:
+    folder = write_tiny_model(tmp_path / "elsewhere" / "drums", name="drums")
+    out = run(
+        "generate",
+        "very complex drums, Tempo: 125, Bars: 1",
+        "--engine",
+        "gan",
+        "--model",
+        str(folder),
+        "--seed",
+        "9",
+        "--no-send",
+        "--takes",
+        str(tmp_path / "takes"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    wav = Path(out.stdout.strip().splitlines()[-1])
+    assert soundfile.info(wav).frames == loop_length(125, 1, 4, 44100)
+    info = json.loads(wav.with_suffix(".json").read_text())["engine_info"]
+    assert info["model"] == "drums" and info["directions"] == {"complexity": 3.0}
 
 
 def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -136,6 +161,15 @@ def test_bench_json(tmp_path: Path) -> None:
     assert figures["osc_lost"] == 0
 
 
+def test_bench_gan_json(tmp_path: Path) -> None:
+    out = run("bench", "gan", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["realtime_factor"] > 0 and figures["seconds_per_loop"] > 0
+    assert figures["tiny_realtime_factor"] > figures["realtime_factor"]
+    assert figures["peak_rss_mb"] > 0 and figures["synthesis_ms"] > 0
+
+
 def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_udp_port()
     env = {
@@ -160,7 +194,7 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
             break
     text = "".join(lines)
     assert f"listening on UDP {port}" in text
-    assert "missing: no loop engine is installed yet" in text
+    assert "missing: no loop models in models" in text
     time.sleep(3.0)  # the worker process is up and warming
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
     assert proc.wait(timeout=20) == 0

@@ -19,8 +19,10 @@ from rig.prompt import Prompt
 if TYPE_CHECKING:
     from rig.config import Config
 
-# name -> "module:factory". Engines add themselves here as they land.
-ENGINES: dict[str, str] = {}
+# name -> "module:factory"; the module is imported only when the engine is first built.
+ENGINES: dict[str, str] = {
+    "gan": "rig.engines.gan:GanEngine",
+}
 
 
 class EngineError(RuntimeError):
@@ -42,6 +44,9 @@ class Request:
     seed: int | None = None  # None = a fresh random seed (the engine records the one it used)
     controls: Mapping[str, float] = field(default_factory=dict)  # named parameter values
     id: int = 0  # assigned by the session
+    # A point in the engine's latent space to move toward (the GAN engine's w, as recorded in a
+    # take's sidecar); with controls {"morph": 1.0} it reproduces that take.
+    target: tuple[float, ...] | None = None
 
     def seeded(self) -> Request:
         """This request with a fresh random seed if it has none, so every take can be redone."""
@@ -59,6 +64,7 @@ class EngineOutput:
     metadata: Mapping[str, Any]  # seed, latent info, model, ... (JSON-able) for the sidecar
     source_bpm: float | None = None  # tempo the content was made at; None = unknown
     bar_aligned: bool = False  # True: starts on the bar, so no silence trimming
+    spectrogram: np.ndarray | None = None  # [n_mels, frames] log-mel to show, if there is one
 
 
 class ProgressFn(Protocol):

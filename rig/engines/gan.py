@@ -1,0 +1,233 @@
+"""The GAN loop engine: StyleGAN2 spectrogram generators + vocoders, one latent state per model.
+
+A generation for model M:
+
+1. seed → z ``[1, z_dim]`` → mapping (truncation ψ) → target w, or ``Request.target`` when given;
+2. morph: ``w ← w + morph · (target − w)`` (the first generation of a model jumps to the target),
+   so repeated generations drift instead of jumping;
+3. directions: ``w' = w + Σ amount_d · v_d`` from prompt words plus the controls of the same name;
+4. four latents ``w' + variation · σ_w · ε_i`` (ε from the seed, σ_w the model's typical spread
+   of w), four spectrograms, four vocoded loops, mixed to stereo with ``spread``.
+
+The sidecar gets every number needed to redo it: a request with ``target`` = the recorded ``w``,
+``controls["morph"] = 1`` and the same seed, prompt and controls regenerates the same audio on the
+same device.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from rig.checkpoint import CheckpointError, LoopModel, find_model_folders, load_loop_model
+from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
+from rig.engines.device import autocast, pick_device, pick_dtype
+from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
+from rig.engines.gan_render import Rendered, render, repeat_to
+from rig.params import Param, ParamError, check_controls
+
+if TYPE_CHECKING:
+    from rig.config import Config
+
+log = logging.getLogger(__name__)
+
+LATENTS = 4  # spectrograms per stereo loop
+TAIL_S = 0.1  # seconds of the loop's own start appended, for the loop tools' seam search
+SPREAD_SAMPLES = 64  # latents drawn at load to measure a model's typical spread of w
+
+CORE_PARAMS = (
+    Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
+    Param("variation", 0.0, 1.0, 0.15, "square", "spread of the four latents around w"),
+    Param("spread", 0.0, 1.0, 0.7, doc="stereo width of the four latents (0 = mono)"),
+    Param("truncation", 0.0, 1.5, 0.8, doc="ψ: pull toward the average loop (<1) or away (>1)"),
+)
+
+
+@dataclass
+class LatentState:
+    """Where a model's latent w is now (None until its first generation)."""
+
+    w: torch.Tensor | None = None  # [w_dim]
+    generations: int = 0
+
+
+class GanEngine:
+    """Holds every loop model at once, each with its own :class:`LatentState`."""
+
+    def __init__(self, config: Config, warm: bool = True) -> None:
+        if config.session.threads:
+            torch.set_num_threads(config.session.threads)
+        self.device = pick_device(config.gan.device)
+        self.dtype = pick_dtype(self.device, config.gan.precision)
+        self.models: dict[str, LoopModel] = {}
+        self.states: dict[str, LatentState] = {}
+        self.w_spread: dict[str, float] = {}
+        self.problems: list[str] = []
+        self.current: str | None = None
+        for folder in find_model_folders(config.paths.models):
+            try:
+                self.add_model(folder, warm)
+            except (CheckpointError, OSError) as error:
+                self.problems.append(str(error))
+                log.warning("model %s skipped: %s", folder, error)
+        self.roots = config.paths.models
+
+    def add_model(self, folder: Path, warm: bool = True) -> str:
+        """Load a release folder; its name must be new. Returns the name."""
+        model = load_loop_model(folder, self.device)
+        if model.name in self.models:
+            raise CheckpointError(
+                f"{folder}: a model named {model.name!r} is already loaded "
+                f"from {self.models[model.name].folder}"
+            )
+        clash = sorted(set(model.directions) & {p.name for p in CORE_PARAMS})
+        if clash:
+            raise CheckpointError(f"{folder}: direction names {clash} clash with core controls")
+        self.models[model.name] = model
+        self.states[model.name] = LatentState()
+        self.w_spread[model.name] = self._measure_spread(model)
+        if warm:
+            self._render(model, model.generator.mapping.w_avg[None].expand(LATENTS, -1), 0.5)
+        return model.name
+
+    def params(self, model: str | None = None) -> list[Param]:
+        """The control schema: core controls, then the directions of ``model`` (or of all)."""
+        names = [model] if model else sorted(self.models)
+        directions: dict[str, Param] = {}
+        for name in names:
+            for key, d in self.models[name].directions.items():
+                known = directions.get(key)
+                low, high = (
+                    (min(d.low, known.low), max(d.high, known.high)) if known else (d.low, d.high)
+                )
+                directions[key] = Param(key, low, high, 0.0, doc=d.description)
+        return [*CORE_PARAMS, *directions.values()]
+
+    def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
+        """One stereo loop for ``request`` (see the module docstring)."""
+        name = self._model_for(request)
+        model = self.models[name]
+        controls = self._controls(request, name)
+        seed = request.seed if request.seed is not None else 0
+        progress(0, 3, f"{name}: mapping")
+        rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(1, model.generator.cfg.z_dim, generator=rng)
+        eps = torch.randn(LATENTS, model.generator.cfg.w_dim, generator=rng)
+        target = self._target(model, z, request.target, controls["truncation"])
+        state = self.states[name]
+        w = target if state.w is None else torch.lerp(state.w, target, controls["morph"])
+        asked = word_amounts(prompt_words(request.prompt), model.directions)
+        amounts = {
+            key: _clamp_amount(model, key, asked.get(key, 0.0) + controls[key])
+            for key in model.directions
+        }
+        shifted = w.clone()
+        for key, amount in amounts.items():
+            shifted += amount * model.directions[key].vector
+        scale = controls["variation"] * self.w_spread[name]
+        ws = shifted[None] + scale * eps.to(self.device)
+        progress(1, 3, f"{name}: synthesis and vocoder")
+        rendered = self._render(model, ws, controls["spread"])
+        progress(2, 3, f"{name}: mix")
+        state.w, state.generations = w, state.generations + 1
+        self.current = name
+        audio = self._fit(model, rendered.stereo, request)
+        progress(3, 3, f"{name}: done")
+        metadata = {
+            "model": name,
+            "w": [float(x) for x in w.cpu()],
+            "target": [float(x) for x in target.cpu()],
+            "directions": {k: v for k, v in amounts.items() if v},
+            "seed": seed,
+            "latents": LATENTS,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "generation": state.generations,
+            **{k: controls[k] for k in ("morph", "variation", "spread", "truncation")},
+        }
+        return EngineOutput(
+            audio,
+            model.audio.mel.sr,
+            metadata,
+            source_bpm=model.audio.bpm,
+            bar_aligned=True,
+            spectrogram=rendered.spectrogram,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _model_for(self, request: Request) -> str:
+        if request.model is None and not self.models:
+            where = ", ".join(str(p) for p in self.roots)
+            found = "; ".join(self.problems) or "no model folders there"
+            raise EngineError(
+                f"the gan engine found no loadable loop model in {where} ({found}); "
+                "put release folders (config.json + *.safetensors) there, set paths.models, "
+                "or name a folder with --model"
+            )
+        if request.model is None:
+            return choose_model(self.models, request.prompt, self.current)[0]
+        if request.model in self.models:
+            return request.model
+        folder = Path(request.model)
+        if (folder / "config.json").is_file():
+            for name, model in self.models.items():
+                if model.folder is not None and model.folder.resolve() == folder.resolve():
+                    return name
+            try:
+                return self.add_model(folder)
+            except (CheckpointError, OSError) as error:
+                raise EngineError(str(error)) from None
+        raise EngineError(
+            f"no gan model named {request.model!r}; loaded: "
+            f"{', '.join(sorted(self.models))} (or give a release folder's path)"
+        )
+
+    def _controls(self, request: Request, name: str) -> dict[str, float]:
+        try:
+            return check_controls(self.params(name), request.controls)
+        except ParamError as error:
+            raise EngineError(f"model {name!r}: {error}") from None
+
+    def _target(
+        self, model: LoopModel, z: torch.Tensor, given: tuple[float, ...] | None, psi: float
+    ) -> torch.Tensor:
+        if given is None:
+            with autocast(self.device, torch.float32):
+                return model.generator.mapping(z.to(self.device), psi)[0]
+        target = torch.tensor(given, dtype=torch.float32, device=self.device)
+        if target.shape != (model.generator.cfg.w_dim,) or not torch.isfinite(target).all():
+            raise EngineError(
+                f"target must be {model.generator.cfg.w_dim} finite numbers for "
+                f"model {model.name!r}, got {len(given)}"
+            )
+        return target
+
+    def _render(self, model: LoopModel, ws: torch.Tensor, spread: float) -> Rendered:
+        return render(model, ws.to(self.device), spread, "const", self.dtype)
+
+    def _fit(self, model: LoopModel, loop: np.ndarray, request: Request) -> np.ndarray:
+        """The loop repeated to the asked bars (at the model's tempo) plus a short tail."""
+        prompt = request.prompt
+        bars = prompt.bars or model.audio.bars
+        beats = bars * model.audio.beats_per_bar
+        seconds = beats * 60.0 / model.audio.bpm + TAIL_S
+        return repeat_to(loop, round(seconds * model.audio.mel.sr))
+
+    def _measure_spread(self, model: LoopModel) -> float:
+        """RMS per-dimension distance of mapped latents from ``w_avg`` (fixed seed)."""
+        rng = torch.Generator().manual_seed(0)
+        z = torch.randn(SPREAD_SAMPLES, model.generator.cfg.z_dim, generator=rng)
+        with autocast(self.device, torch.float32):
+            w = model.generator.mapping(z.to(self.device))
+        spread = float((w - model.generator.mapping.w_avg).square().mean().sqrt())
+        return spread if np.isfinite(spread) and spread > 0 else 1.0
+
+
+def _clamp_amount(model: LoopModel, key: str, amount: float) -> float:
+    direction = model.directions[key]
+    return min(direction.high, max(direction.low, amount))

@@ -1,0 +1,1 @@
+"""Networks only, no I/O: StyleGAN2 spectrogram generator, vocoders, mel front end."""

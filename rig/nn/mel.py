@@ -1,0 +1,106 @@
+"""Mel front end matching librosa, plus per-bin normalisation statistics.
+
+The filterbank is ``librosa.filters.mel`` (Slaney scale and norm, librosa's defaults); the STFT is
+``torch.stft`` with a periodic Hann window, ``center=True`` and zero padding, i.e. what
+``librosa.feature.melspectrogram(..., power=1.0)`` computes. Values are natural-log magnitudes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import librosa
+import torch
+from torch import nn
+
+LOG_FLOOR = 1e-5  # magnitude floor before the log (≈ -100 dB)
+
+
+@dataclass(frozen=True)
+class MelSpec:
+    """STFT and mel parameters of a model's spectrograms."""
+
+    sr: int = 24000  # sample rate, Hz
+    n_fft: int = 1500  # samples per FFT frame
+    hop: int = 375  # samples between frames: 24000 / 375 = 64 frames per second
+    win: int = 1500  # Hann window length (≤ n_fft)
+    n_mels: int = 80
+    fmin: float = 0.0  # Hz
+    fmax: float = 12000.0  # Hz (≤ sr / 2)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.win <= self.n_fft:
+            raise ValueError(f"win must be in 1..n_fft ({self.n_fft}), got {self.win}")
+        if not 0 <= self.fmin < self.fmax <= self.sr / 2:
+            raise ValueError(f"need 0 ≤ fmin < fmax ≤ sr/2, got fmin={self.fmin} fmax={self.fmax}")
+        if self.hop <= 0 or self.n_mels <= 0:
+            raise ValueError(f"hop and n_mels must be positive, got {self.hop}, {self.n_mels}")
+
+    def to_dict(self) -> dict[str, float]:
+        """The JSON form (config.json ``audio`` section)."""
+        return asdict(self)
+
+
+class MelFrontEnd(nn.Module):
+    """Audio → log-mel, and the per-bin statistics that normalise it.
+
+    Buffers: ``filterbank`` [n_mels, n_fft/2+1], ``window`` [win], ``mean`` and ``std`` [n_mels]
+    (0 and 1 until a dataset's statistics are set).
+    """
+
+    filterbank: torch.Tensor
+    window: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, spec: MelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        bank = librosa.filters.mel(
+            sr=spec.sr,
+            n_fft=spec.n_fft,
+            n_mels=spec.n_mels,
+            fmin=spec.fmin,
+            fmax=spec.fmax,
+        )
+        self.register_buffer("filterbank", torch.from_numpy(bank).float(), persistent=False)
+        window = torch.hann_window(spec.win, periodic=True)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("mean", torch.zeros(spec.n_mels))
+        self.register_buffer("std", torch.ones(spec.n_mels))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """Log-mel magnitudes.
+
+        Args:
+            audio: ``[B, samples]`` float at ``spec.sr``.
+
+        Returns:
+            ``[B, n_mels, samples // hop + 1]`` natural-log magnitudes (floored at 1e-5).
+        """
+        s = self.spec
+        stft = torch.stft(
+            audio.float(),
+            s.n_fft,
+            s.hop,
+            s.win,
+            self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        mel = torch.matmul(self.filterbank, stft.abs())
+        return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
+    def normalize(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """``[B, n_mels, frames]`` log-mel → per-bin zero-mean, unit-variance."""
+        return (log_mel - self.mean[:, None]) / self.std[:, None]
+
+    def denormalize(self, normalized: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`, ``[B, n_mels, frames]``."""
+        return normalized * self.std[:, None] + self.mean[:, None]
+
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store a dataset's per-bin ``[n_mels]`` mean and std (std floored at 1e-3)."""
+        self.mean.copy_(mean)
+        self.std.copy_(torch.clamp(std, min=1e-3))

@@ -1,0 +1,217 @@
+"""The GAN engine: seeds, morph, directions, stereo spread, prompt mapping, replay, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import TINY_MELGAN, write_tiny_model
+
+from rig.config import Config
+from rig.engines.base import EngineError, Request
+from rig.engines.gan import GanEngine
+from rig.engines.gan_prompt import word_amounts, words
+from rig.engines.gan_render import pan_gains, repeat_to, stereo_mix
+from rig.params import Param, ParamError, check_controls
+from rig.prompt import parse_prompt
+
+
+def quiet(step: int, total: int, note: str = "") -> None:
+    pass
+
+
+@pytest.fixture
+def gan_config(config: Config) -> Config:
+    root = config.paths.models[0]
+    write_tiny_model(root / "drums", name="drums", tags=("drums", "techno", "house"))
+    write_tiny_model(
+        root / "pads", name="pads", tags=("pads", "ambient"), vocoder=TINY_MELGAN, seed=1
+    )
+    return config
+
+
+@pytest.fixture
+def engine(gan_config: Config) -> GanEngine:
+    return GanEngine(gan_config)
+
+
+def ask(text: str, seed: int = 1, **kwargs) -> Request:
+    return Request(parse_prompt(text), "gan", seed=seed, **kwargs)
+
+
+def test_output_is_stereo_bars_at_the_model_tempo_plus_tail(engine: GanEngine) -> None:
+    out = engine.generate(ask("techno, Bars: 4"), quiet)
+    assert out.sample_rate == 8000 and out.source_bpm == 120.0 and out.bar_aligned
+    assert out.audio.shape == (2, 4 * 4 * 4000 + 800)  # 4 bars of 4 beats at 120 BPM + 0.1 s
+    assert out.audio.dtype == np.float32 and np.isfinite(out.audio).all()
+    assert out.spectrogram is not None and out.spectrogram.shape == (20, 256)
+    loop = out.audio[:, :32000]  # the model's 2-bar loop repeats exactly
+    assert np.array_equal(out.audio[:, 32000:64000], loop)
+    assert np.array_equal(out.audio[:, 64000:], loop[:, : out.audio.shape[1] - 64000])
+
+
+def test_same_seed_same_audio_in_a_fresh_engine(gan_config: Config) -> None:
+    first = GanEngine(gan_config).generate(ask("techno", seed=7), quiet)
+    again = GanEngine(gan_config).generate(ask("techno", seed=7), quiet)
+    other = GanEngine(gan_config).generate(ask("techno", seed=8), quiet)
+    assert np.array_equal(first.audio, again.audio)
+    assert first.metadata["w"] == again.metadata["w"]
+    assert not np.allclose(first.audio, other.audio)
+
+
+def test_morph_moves_w_monotonically_toward_its_target(engine: GanEngine) -> None:
+    engine.generate(ask("techno", seed=1), quiet)  # the first generation jumps
+    target = None
+    distances = []
+    for _ in range(5):
+        out = engine.generate(ask("techno", seed=2, controls={"morph": 0.3}), quiet)
+        target = np.array(out.metadata["target"])
+        distances.append(np.linalg.norm(np.array(out.metadata["w"]) - target))
+    assert all(b < a for a, b in itertools.pairwise(distances))
+    assert distances[-1] == pytest.approx(distances[0] * 0.7**4, rel=1e-4)
+    out = engine.generate(ask("techno", seed=2, controls={"morph": 1.0}), quiet)
+    assert np.allclose(out.metadata["w"], target)
+    still = engine.generate(ask("techno", seed=3, controls={"morph": 0.0}), quiet)
+    assert still.metadata["w"] == out.metadata["w"]
+
+
+def test_a_take_regenerates_from_its_sidecar(engine: GanEngine) -> None:
+    controls = {"morph": 0.5, "variation": 0.4, "spread": 0.3, "bass": 1.0}
+    engine.generate(ask("techno", seed=11), quiet)
+    made = engine.generate(ask("very complex techno", seed=12, controls=controls), quiet)
+    engine.generate(ask("techno", seed=13), quiet)  # the latent moves on
+    info = made.metadata
+    replay = ask(
+        "very complex techno",
+        seed=info["seed"],
+        controls={**controls, "morph": 1.0},
+        target=tuple(info["w"]),
+    )
+    again = engine.generate(replay, quiet)
+    assert np.array_equal(again.audio, made.audio)
+    assert again.metadata["directions"] == info["directions"] == {"complexity": 3.0, "bass": 1.0}
+
+
+def test_spread_zero_is_mono_and_pan_law_keeps_energy(engine: GanEngine) -> None:
+    out = engine.generate(ask("techno", controls={"spread": 0.0, "variation": 0.5}), quiet)
+    assert np.array_equal(out.audio[0], out.audio[1])
+    wide = engine.generate(ask("techno", controls={"spread": 1.0, "variation": 0.5}), quiet)
+    assert not np.allclose(wide.audio[0], wide.audio[1])
+    for spread in (0.0, 0.4, 1.0):
+        left, right = pan_gains(4, spread)
+        assert np.allclose(left**2 + right**2, 0.5)
+    left, right = pan_gains(4, 1.0)
+    assert left[0] > right[0] and np.allclose(left, right[::-1])
+    sources = np.random.default_rng(0).standard_normal((4, 48000))
+    mixed = stereo_mix(sources, 0.8)
+    assert np.sum(mixed**2) == pytest.approx(np.sum(sources**2) / 2, rel=0.02)
+
+
+def test_variation_zero_makes_four_equal_latents(engine: GanEngine) -> None:
+    flat = engine.generate(ask("techno", controls={"variation": 0.0, "spread": 1.0}), quiet)
+    assert np.allclose(flat.audio[0], flat.audio[1], atol=1e-6)
+
+
+def test_prompt_picks_the_model_by_tags(engine: GanEngine) -> None:
+    assert engine.generate(ask("slow ambient swell"), quiet).metadata["model"] == "pads"
+    assert engine.generate(ask("kick, Genre: House"), quiet).metadata["model"] == "drums"
+    # nothing matches: stay with the model used last
+    assert engine.generate(ask("something else"), quiet).metadata["model"] == "drums"
+    named = engine.generate(ask("techno", model="pads"), quiet)
+    assert named.metadata["model"] == "pads"
+
+
+def test_words_become_direction_amounts(engine: GanEngine) -> None:
+    dirs = engine.models["drums"].directions  # complexity ±3, bass ±2, brightness ±3
+    assert word_amounts(words("complex groove"), dirs) == {"complexity": 1.5}
+    assert word_amounts(words("very sparse, heavy bass"), dirs) == {"complexity": -3.0, "bass": 2.0}
+    assert word_amounts(words("a bass loop"), dirs) == {}  # "bass" alone names an instrument
+    assert word_amounts(words("less bright, slightly dark"), dirs) == {"brightness": -2.25}
+    assert word_amounts(words("no bass"), dirs) == {"bass": -2.0}
+    out = engine.generate(ask("dark techno", controls={"brightness": -2.0}), quiet)
+    assert out.metadata["directions"] == {"brightness": -3.0}  # clamped to the range
+
+
+def test_schema_and_bad_controls(engine: GanEngine) -> None:
+    names = [p.name for p in engine.params("drums")]
+    assert names == [
+        "morph",
+        "variation",
+        "spread",
+        "truncation",
+        "complexity",
+        "bass",
+        "brightness",
+    ]
+    with pytest.raises(EngineError, match=r"unknown control\(s\) wobble; known: bass"):
+        engine.generate(ask("techno", controls={"wobble": 1.0}), quiet)
+    with pytest.raises(EngineError, match=r"spread = 2.0 is outside 0 to 1"):
+        engine.generate(ask("techno", controls={"spread": 2.0}), quiet)
+    with pytest.raises(ParamError, match=r"morph must be a number"):
+        check_controls([Param("morph", 0, 1, 0.5)], {"morph": "lots"})
+    param = Param("variation", 0.0, 1.0, 0.1, "square")
+    assert param.from_unit(0.5) == 0.25 and param.to_unit(0.25) == 0.5
+
+
+def test_models_by_name_or_folder(engine: GanEngine, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"no gan model named 'strings'; loaded: drums, pads"):
+        engine.generate(ask("x", model="strings"), quiet)
+    folder = write_tiny_model(tmp_path / "extra", name="extra", tags=("bass",), seed=3)
+    out = engine.generate(ask("x", model=str(folder)), quiet)
+    assert out.metadata["model"] == "extra" and "extra" in engine.models
+    with pytest.raises(EngineError, match=r"target must be 16 finite numbers"):
+        engine.generate(ask("x", model="extra", target=(1.0, 2.0)), quiet)
+
+
+def test_no_models_and_broken_models(config: Config, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match=r"found no loadable loop model in .*models"):
+        GanEngine(config).generate(ask("techno"), quiet)
+    root = config.paths.models[0]
+    write_tiny_model(root / "good", name="good")
+    broken = write_tiny_model(root / "broken", name="broken")
+    (broken / "generator.safetensors").unlink()
+    engine = GanEngine(config)
+    assert list(engine.models) == ["good"]
+    assert "generator.safetensors is missing" in engine.problems[0]
+    cuda = dataclasses.replace(config, gan=dataclasses.replace(config.gan, device="cuda"))
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match=r"no CUDA GPU"):
+            GanEngine(cuda)
+
+
+def test_repeat_to() -> None:
+    loop = np.arange(10, dtype=np.float32)[None]
+    assert repeat_to(loop, 25)[0].tolist() == [*range(10), *range(10), *range(5)]
+    assert repeat_to(loop, 4)[0].tolist() == [0, 1, 2, 3]
+
+
+def test_session_to_take_and_device(gan_config: Config) -> None:
+    """The real registry entry, in the spawned worker, to a WAV on disk and a /rig/load."""
+    import soundfile
+    from conftest import step_p95, wrap_jump
+
+    from rig.link import Link
+    from rig.loops import loop_length
+    from rig.session import Session
+    from rig.standin import StandInDevice
+
+    device = StandInDevice(rig_port=gan_config.osc.listen_port)
+    osc = dataclasses.replace(gan_config.osc, port=device.port)
+    config = dataclasses.replace(gan_config, osc=osc)
+    config.paths.takes.mkdir(parents=True)
+    with device, Link(config.osc, config.paths.takes) as link, Session(config, link) as session:
+        request = ask("ambient pad, Tempo: 100, Bars: 4", seed=4, slot=3)
+        job = session.wait(session.submit(request).request.id, timeout=120)
+        assert job.status == "done", job.error
+        data, rate = soundfile.read(job.take.wav, always_2d=True)
+        assert (rate, data.shape) == (44100, (loop_length(100, 4, 4, 44100), 2))
+        assert (wrap_jump(data.T) <= step_p95(data.T)).all()  # the wrap is no click
+        (args,) = device.wait_for("/rig/load")
+        assert args[:5] == (3, str(job.take.wav), 100.0, 4, job.take.id)
+        info = job.take.meta["engine_info"]
+        assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
+        assert job.total == 3 and job.step == 3

@@ -1,0 +1,148 @@
+"""Networks: shapes from configs, determinism, style mixing, vocoder lengths, the mel front end."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+from tiny_models import TINY_AUDIO, TINY_GENERATOR, TINY_ISTFT, TINY_MELGAN
+
+from rig.nn.istft import IstftVocoder
+from rig.nn.mel import MelFrontEnd, MelSpec
+from rig.nn.melgan import MelGANGenerator, MultiScaleDiscriminator, remove_weight_norm
+from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
+from rig.nn.vocoder import build_vocoder, vocoder_config
+
+
+@pytest.fixture
+def generator() -> Generator:
+    torch.manual_seed(0)
+    return Generator(TINY_GENERATOR).eval()
+
+
+def test_generator_shape_follows_the_config(generator: Generator) -> None:
+    z = torch.randn(3, TINY_GENERATOR.z_dim)
+    out = generator(z)
+    assert out.shape == (3, 1, 20, 256) and torch.isfinite(out).all()
+    assert GeneratorConfig().output_shape == (80, 256)  # the default: 4 s at 64 frames/s
+    assert TINY_GENERATOR.num_ws == 6
+
+
+def test_generator_is_a_function_of_z_with_const_noise(generator: Generator) -> None:
+    z = torch.randn(2, TINY_GENERATOR.z_dim)
+    with torch.no_grad():
+        for layer in generator.synthesis.modules():
+            if hasattr(layer, "noise_strength"):
+                layer.noise_strength.fill_(0.5)  # trained models use their noise
+        a, b = generator(z), generator(z)
+        assert torch.equal(a, b)
+        r1 = generator(z, noise="random", generator=torch.Generator().manual_seed(1))
+        r2 = generator(z, noise="random", generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(r1, r2) and not torch.equal(a, r1)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        generator(z, noise="loud")
+
+
+def test_truncation_and_style_mixing(generator: Generator) -> None:
+    z = torch.randn(4, TINY_GENERATOR.z_dim)
+    generator.mapping.w_avg.copy_(torch.randn(TINY_GENERATOR.w_dim))
+    w0 = generator.mapping(z, psi=0.0)
+    assert torch.allclose(w0, generator.mapping.w_avg.expand(4, -1))
+    other = torch.randn(4, TINY_GENERATOR.z_dim)
+    plain, mixed = generator(z), generator(z, mix_z=other, mix_layer=3)
+    assert not torch.allclose(plain, mixed)
+    assert torch.equal(generator(z, mix_z=other, mix_layer=TINY_GENERATOR.num_ws), plain)
+
+
+def test_generator_wraps_in_time(generator: Generator) -> None:
+    """Rolling the const input and const noise by whole coarse steps rolls the output: every
+    time axis pads circularly, so the loop has no edge."""
+    z = torch.randn(1, TINY_GENERATOR.z_dim)
+    with torch.no_grad():
+        base = generator(z, noise="none")
+        generator.synthesis.const.copy_(torch.roll(generator.synthesis.const, 8, dims=2))
+        rolled = generator(z, noise="none")
+    scale = 2 ** (TINY_GENERATOR.levels - 1)
+    assert torch.allclose(torch.roll(base, 8 * scale, dims=3), rolled, atol=1e-5)
+
+
+def test_discriminator_scores_each_sample(generator: Generator) -> None:
+    disc = Discriminator(TINY_GENERATOR)
+    for batch in (4, 3, 1):  # minibatch-stddev groups fall back to a divisor
+        mel = generator(torch.randn(batch, TINY_GENERATOR.z_dim))
+        assert disc(mel).shape == (batch,)
+    scores = disc(torch.cat([mel, -mel]))
+    assert scores.shape == (2,) and scores[0] != scores[1]
+
+
+@pytest.mark.parametrize("cfg", [TINY_ISTFT, TINY_MELGAN], ids=["istft", "melgan"])
+def test_vocoders_make_exactly_frames_times_hop(cfg) -> None:
+    torch.manual_seed(0)
+    vocoder = build_vocoder(cfg).eval()
+    mel = torch.randn(2, 20, 37)
+    with torch.no_grad():
+        audio = vocoder(mel)
+    assert audio.shape == (2, 1, 37 * 125) and torch.isfinite(audio).all()
+
+
+def test_melgan_weight_norm_folds_without_changing_the_output() -> None:
+    torch.manual_seed(0)
+    melgan = MelGANGenerator(TINY_MELGAN).eval()
+    assert any("parametrizations" in k for k in melgan.state_dict())
+    mel = torch.randn(1, 20, 16)
+    with torch.no_grad():
+        before = melgan(mel)
+        after = remove_weight_norm(melgan)(mel)
+    assert not any("parametrizations" in k for k in melgan.state_dict())
+    assert torch.allclose(before, after, atol=1e-5) and before.abs().max() <= 1.0
+
+
+def test_multiscale_discriminator_features() -> None:
+    audio = torch.randn(2, 1, 8000)
+    scales = MultiScaleDiscriminator()(audio)
+    assert len(scales) == 3 and all(len(features) == 7 for features in scales)
+    lengths = [features[-1].shape[-1] for features in scales]
+    assert lengths[0] > lengths[1] > lengths[2]
+
+
+def test_mel_front_end_matches_librosa() -> None:
+    spec = MelSpec(sr=8000, n_fft=500, hop=125, win=400, n_mels=20, fmin=30.0, fmax=3500.0)
+    y = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    ours = MelFrontEnd(spec)(torch.from_numpy(y)[None])[0].numpy()
+    theirs = librosa.feature.melspectrogram(
+        y=y,
+        sr=8000,
+        n_fft=500,
+        hop_length=125,
+        win_length=400,
+        n_mels=20,
+        fmin=30.0,
+        fmax=3500.0,
+        power=1.0,
+        center=True,
+        pad_mode="constant",
+    )
+    assert ours.shape == theirs.shape == (20, 8000 // 125 + 1)
+    assert np.allclose(np.exp(ours), np.maximum(theirs, 1e-5), rtol=1e-3, atol=1e-6)
+
+
+def test_mel_statistics_normalise_and_restore() -> None:
+    front = MelFrontEnd(TINY_AUDIO.mel)
+    log_mel = torch.randn(2, 20, 10) * 3 - 5
+    front.set_statistics(log_mel.mean(dim=(0, 2)), log_mel.std(dim=(0, 2)))
+    normal = front.normalize(log_mel)
+    assert torch.allclose(normal.mean(dim=(0, 2)), torch.zeros(20), atol=1e-5)
+    assert torch.allclose(front.denormalize(normal), log_mel, atol=1e-5)
+    assert {"mean", "std"} == set(front.state_dict())  # the filterbank is rebuilt, not stored
+
+
+def test_configs_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown vocoder type 'wavenet'"):
+        vocoder_config({"type": "wavenet"})
+    with pytest.raises(ValueError, match="unknown istft vocoder fields: width"):
+        vocoder_config({"type": "istft", "width": 3})
+    assert vocoder_config(TINY_MELGAN.to_dict()) == TINY_MELGAN
+    with pytest.raises(ValueError, match="fmax"):
+        MelSpec(sr=8000, fmax=6000.0)
+    assert IstftVocoder(TINY_ISTFT).cfg.hop == 125
