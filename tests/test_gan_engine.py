@@ -192,7 +192,7 @@ def test_repeat_to() -> None:
 def test_session_to_take_and_device(gan_config: Config) -> None:
     """The real registry entry, in the spawned worker, to a WAV on disk and a /rig/load."""
     import soundfile
-    from conftest import step_p95, wrap_jump
+    from conftest import step_p95, wait_until, wrap_jump
 
     from rig.link import Link
     from rig.loops import loop_length
@@ -203,15 +203,23 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
     osc = dataclasses.replace(gan_config.osc, port=device.port)
     config = dataclasses.replace(gan_config, osc=osc)
     config.paths.takes.mkdir(parents=True)
-    with device, Link(config.osc, config.paths.takes) as link, Session(config, link) as session:
-        request = ask("ambient pad, Tempo: 100, Bars: 4", seed=4, slot=3)
-        job = session.wait(session.submit(request).request.id, timeout=120)
-        assert job.status == "done", job.error
-        data, rate = soundfile.read(job.take.wav, always_2d=True)
-        assert (rate, data.shape) == (44100, (loop_length(100, 4, 4, 44100), 2))
-        assert (wrap_jump(data.T) <= step_p95(data.T)).all()  # the wrap is no click
-        (args,) = device.wait_for("/rig/load")
-        assert args[:5] == (3, str(job.take.wav), 100.0, 4, job.take.id)
-        info = job.take.meta["engine_info"]
-        assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
-        assert job.total == 3 and job.step == 3
+    broken = write_tiny_model(config.paths.models[0] / "broken", name="broken")
+    (broken / "vocoder.safetensors").write_bytes(b"")
+    with device, Link(config.osc, config.paths.takes) as link:
+        session = Session(config, link).start(preload=["gan"])
+        try:
+            wait_until(lambda: session.warnings, timeout=60)
+            assert "broken/vocoder.safetensors is not a readable safetensors" in session.warnings[0]
+            request = ask("ambient pad, Tempo: 100, Bars: 4", seed=4, slot=3)
+            job = session.wait(session.submit(request).request.id, timeout=120)
+            assert job.status == "done", job.error
+            data, rate = soundfile.read(job.take.wav, always_2d=True)
+            assert (rate, data.shape) == (44100, (loop_length(100, 4, 4, 44100), 2))
+            assert (wrap_jump(data.T) <= step_p95(data.T)).all()  # the wrap is no click
+            (args,) = device.wait_for("/rig/load")
+            assert args[:5] == (3, str(job.take.wav), 100.0, 4, job.take.id)
+            info = job.take.meta["engine_info"]
+            assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
+            assert job.total == 3 and job.step == 3
+        finally:
+            session.close()
