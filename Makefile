@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && echo $$p && break; done)
 
-.PHONY: setup run test lint typecheck pytest nodetest bench doctor clean
+.PHONY: setup run test lint typecheck devicelint pytest nodetest bench doctor device clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/rig perform
 
-test: setup lint typecheck pytest nodetest
+test: setup lint typecheck devicelint pytest nodetest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -36,16 +36,26 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Build the Max for Live device in memory and check it without Max.
+devicelint: setup
+	$(BIN)/rig device lint
+
 pytest: setup
 	$(BIN)/pytest -q
 
-# The device logic's Node tests, once max4live/ holds them.
+# The device logic's tests with Node's own runner (no npm packages).
 nodetest:
-	@if ls max4live/tests/*.test.js >/dev/null 2>&1; then node --test max4live/tests/; \
-	else echo "no device logic tests yet (max4live/tests/*.test.js)"; fi
+	@command -v node >/dev/null 2>&1 || { echo "make test needs Node.js 18 or newer for the \
+	device logic tests (Debian: apt-get install nodejs; else nodejs.org)"; exit 1; }
+	node --test max4live/tests/
 
 bench: setup
 	$(BIN)/rig bench loops
+	$(BIN)/rig bench gan
+
+# The device, ready to drop into Live: max4live/build/rig-slots.amxd + rig-slots.js
+device: setup
+	$(BIN)/rig device build
 
 doctor: setup
 	$(BIN)/rig doctor

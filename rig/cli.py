@@ -1,4 +1,4 @@
-"""The ``rig`` command: perform, generate, loop, doctor, bench.
+"""The ``rig`` command: perform, generate, loop, doctor, bench, device.
 
 Every command prints its result's path (if it makes a file) as its last line of standard output and
 reports problems as one ``rig: error: ...`` line on standard error with a non-zero exit code.
@@ -75,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["loops", "gan"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)
+
+    device = sub.add_parser("device", help="Max for Live device tools")
+    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    unpack = device_sub.add_parser("unpack", help="print or write the patcher JSON of an .amxd")
+    unpack.add_argument("amxd", type=Path, help="an unfrozen .amxd file")
+    unpack.add_argument("-o", "--output", type=Path, help="write the JSON here (not stdout)")
+    build = device_sub.add_parser("build", help="write the rig slots .amxd and its script")
+    build.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("max4live/build"),
+        help="folder (default: max4live/build)",
+    )
+    build.add_argument("--slots", type=int, default=8, help="number of slots (default 8)")
+    lint = device_sub.add_parser("lint", help="check devices and patches without Max")
+    lint.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help=".amxd/.maxpat files (default: build rig slots and check it)",
+    )
+    _config_flags(device)
     return parser
 
 
@@ -149,10 +172,53 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     return run_bench(args.what, config, as_json=args.json)
 
 
+def _cmd_device(args: argparse.Namespace, config: Config) -> int:
+    if args.device_command == "build":
+        from rig.device.build import build_device
+
+        if not 1 <= args.slots <= 32:
+            raise ValueError(f"--slots {args.slots} is outside 1-32")
+        print(build_device(args.output, args.slots))
+        return 0
+    if args.device_command == "lint":
+        return _lint_devices(args.files)
+    from rig.device.amxd import read_amxd
+
+    device = read_amxd(args.amxd.read_bytes())
+    device.patcher()  # refuses a payload that is not a patcher
+    if args.output is None:
+        sys.stdout.write(device.patcher_json.decode("utf-8"))
+        return 0
+    if args.output.resolve() == args.amxd.resolve():
+        raise ValueError(f"{args.output} is the input file; choose another output path")
+    part = args.output.with_name(f".{args.output.name}.part")
+    part.write_bytes(device.patcher_json)
+    part.replace(args.output)
+    print(args.output)
+    return 0
+
+
+def _lint_devices(files: list[Path]) -> int:
+    from rig.device.build import lint_built_device
+    from rig.device.lint import lint_file
+
+    reports = [lint_file(path) for path in files] if files else [lint_built_device()]
+    for report in reports:
+        for problem in report.problems:
+            print(f"{report.path}: {problem}")
+        verdict = "ok" if report.ok else "FAILED"
+        print(
+            f"{report.path}: {verdict} ({report.boxes} boxes, {len(report.parameters)} "
+            f"parameters, {len(report.problems)} findings)"
+        )
+    return 0 if all(r.ok for r in reports) else 1
+
+
 COMMANDS = {
     "loop": _cmd_loop,
     "generate": _cmd_generate,
     "perform": _cmd_perform,
     "doctor": _cmd_doctor,
     "bench": _cmd_bench,
+    "device": _cmd_device,
 }

@@ -1,0 +1,1 @@
+"""Max for Live device tooling: the .amxd container, and (with issue #6) build and lint."""
