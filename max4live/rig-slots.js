@@ -510,6 +510,7 @@ RigSlots.prototype.showAll = function () {
 // "timesig n d", "note pitch velocity", "loaded slot side", "param name args...".
 var maxThis = this;
 var core = null;
+var earlyParams = []; // Live restores parameters before the device is ready: applied at init
 
 function maxIo() {
     return {
@@ -560,6 +561,10 @@ function named(name) {
 function init() {
     var slots = typeof jsarguments !== "undefined" && jsarguments.length > 1 ? jsarguments[1] : 8;
     core = new RigSlots({ slots: slots }, maxIo());
+    for (var i = 0; i < earlyParams.length; i++) {
+        core.set(earlyParams[i][0], earlyParams[i][1], earlyParams[i][2]);
+    }
+    earlyParams = [];
     core.hello();
 }
 
@@ -597,6 +602,8 @@ function loaded(slot, side) {
 function param(name, a, b) {
     if (core) {
         core.set(name, a, b);
+    } else {
+        earlyParams.push([name, a, b]);
     }
 }
 
