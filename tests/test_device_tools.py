@@ -231,7 +231,7 @@ def test_parameter_names_are_stable(tmp_path: Path, monkeypatch) -> None:
 def test_device_commands(tmp_path: Path) -> None:
     out = subprocess.run([*RIG, "device", "lint"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "rig-slots.amxd: ok (" in out.stdout
+    assert "rig-slots.amxd (built from max4live/): ok (" in out.stdout
     frozen = subprocess.run(
         [*RIG, "device", "lint", str(REFERENCE / "FrozenTest.amxd")], capture_output=True, text=True
     )

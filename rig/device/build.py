@@ -66,5 +66,5 @@ def lint_built_device() -> Report:
                 f"new parameter {name!r}: add it to {PARAMETERS_FILE.name} to keep it stable",
             )
         )
-    report.path = SOURCE / DEVICE_FILE
+    report.path = Path(f"{DEVICE_FILE} (built from {SOURCE.name}/)")
     return report

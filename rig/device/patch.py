@@ -363,10 +363,10 @@ def _slot(p: Patcher, slot: int, js: str, out: str) -> None:
     )
     speed = live_control(
         p,
-        "live.tab",
+        "live.dial",
         f"speed-{slot}",
-        (x0 + 50.0, y0 + 460.0, 60.0, 15.0),
-        (px + 44.0, 94.0, 44.0, 15.0),
+        (x0 + 50.0, y0 + 460.0, 44.0, 36.0),
+        (px + 44.0, 92.0, 44.0, 36.0),
         parameter(f"Slot {slot} Speed", f"Speed {slot}", 2, 0, 2, 1, enum=["½", "1", "2"]),
     )
     for control, name in ((reverse, "reverse"), (speed, "speed")):
