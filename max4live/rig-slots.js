@@ -418,6 +418,14 @@ RigSlots.prototype.note = function (pitch, velocity) {
     }
 };
 
+// A control change on the track: forwarded to the rig, which maps it (midi.toml).
+RigSlots.prototype.cc = function (number, value) {
+    if (isInt(number) && isInt(value) && number >= 0 && number <= 127 && value >= 0 &&
+            value <= 127) {
+        this.io.send("/rig/cc", [number, value], "ii");
+    }
+};
+
 RigSlots.prototype.applyLaunch = function (slot) {
     slot.on = slot.launch.on;
     slot.launch = null;
@@ -507,7 +515,8 @@ RigSlots.prototype.showAll = function () {
 // -- Max glue ------------------------------------------------------------------------------------
 // In Max: one inlet (everything arrives as messages), one outlet (to [udpsend]).
 // Messages in: "init", OSC ("/rig/load ..."), "transport bar beat units tempo running",
-// "timesig n d", "note pitch velocity", "loaded slot side", "param name args...".
+// "timesig n d", "note pitch velocity", "cc number value", "loaded slot side",
+// "param name args...".
 var maxThis = this;
 var core = null;
 var earlyParams = []; // Live restores parameters before the device is ready: applied at init
@@ -590,6 +599,12 @@ function timesig(num, den) {
 function note(pitch, velocity) {
     if (core) {
         core.note(pitch, velocity);
+    }
+}
+
+function cc(number, value) {
+    if (core) {
+        core.cc(number, value);
     }
 }
 

@@ -78,7 +78,7 @@ def send_take(config: Config, take: Take, slot: int) -> bool:
 
 def missing_parts(config: Config) -> list[str]:
     """What ``rig perform`` cannot offer yet, in words for the performer."""
-    from rig.checkpoint import find_model_folders
+    from rig.release import find_model_folders
 
     missing = []
     if not find_model_folders(config.paths.models):

@@ -67,6 +67,7 @@ class PathsConfig:
 
     takes: Path = Path("takes")  # take folder: one sub-folder per session
     models: tuple[Path, ...] = (Path("models"),)  # folders holding model release folders
+    prompts: Path = Path("prompts")  # prompt sets (*.toml) for the UI
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,22 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The performer web UI."""
+
+    host: str = "127.0.0.1"  # interface to serve on (0.0.0.0 exposes it to the network)
+    port: int = 7860  # performer page at /, stage view at /stage
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    """The MIDI controller."""
+
+    mapping: Path = Path("midi.toml")  # CC/note mapping (absent: no controller)
+    port: str = ""  # input port name; overrides the mapping's own "port"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -95,6 +112,8 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
 
 
 def _port(value: Any) -> int:
@@ -187,10 +206,15 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "music.beats_per_bar": (_ranged(1, 16, _int), "RIG_BEATS_PER_BAR"),
     "paths.takes": (_path, "RIG_TAKES"),
     "paths.models": (_paths, "RIG_MODELS"),
+    "paths.prompts": (_path, "RIG_PROMPTS"),
     "session.timeout_s": (_ranged(1.0, 3600.0), "RIG_TIMEOUT"),
     "session.threads": (_ranged(0, 256, _int), "RIG_THREADS"),
     "gan.device": (_device, "RIG_GAN_DEVICE"),
     "gan.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_GAN_PRECISION"),
+    "ui.host": (_text, "RIG_UI_HOST"),
+    "ui.port": (_port, "RIG_UI_PORT"),
+    "midi.mapping": (_path, "RIG_MIDI_MAPPING"),
+    "midi.port": (lambda v: str(v).strip(), "RIG_MIDI_PORT"),
 }
 
 

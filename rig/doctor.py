@@ -100,7 +100,8 @@ def check_device(config: Config) -> Finding:
 
 
 def check_models(config: Config) -> Finding:
-    from rig.checkpoint import CheckpointError, find_model_folders, load_loop_model
+    from rig.checkpoint import load_loop_model
+    from rig.release import CheckpointError, find_model_folders
 
     folders = ", ".join(str(f) for f in config.paths.models)
     found = find_model_folders(config.paths.models)

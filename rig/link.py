@@ -75,7 +75,7 @@ class LinkState:
 class LinkEvent:
     """Something the device said or the link concluded (``kind`` names it)."""
 
-    kind: str  # hello | loaded | error | tempo | playing | pong | load_failed
+    kind: str  # hello | loaded | error | tempo | playing | pong | load_failed | cc | action
     data: dict[str, Any]
 
 
@@ -125,6 +125,8 @@ class Link:
             "/rig/tempo": self._on_tempo,
             "/rig/playing": self._on_playing,
             "/rig/pong": lambda args: self._emit("pong", {"token": _int(args[0])}),
+            "/rig/cc": self._on_cc,
+            "/rig/action": self._on_action,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -365,6 +367,18 @@ class Link:
             self._sock.sendto(encode(address, *args), (self.osc.host, self.osc.port))
         except OSError as error:  # unreachable host, no route: the retry loop tries again
             log.warning("cannot send %s to %s:%d: %s", address, self.osc.host, self.osc.port, error)
+
+    def _on_cc(self, args: tuple[Any, ...]) -> None:
+        number, value = _int(args[0]), _int(args[1])
+        if not (0 <= number <= 127 and 0 <= value <= 127):
+            raise ValueError(f"CC {number} value {value} (both must be 0-127)")
+        self._emit("cc", {"cc": number, "value": value})
+
+    def _on_action(self, args: tuple[Any, ...]) -> None:
+        if not args or not isinstance(args[0], str) or len(args) > 2:
+            raise ValueError("expects name:s [argument:i]")
+        argument = _int(args[1]) if len(args) == 2 else None
+        self._emit("action", {"name": args[0], "argument": argument})
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
         event = LinkEvent(kind, data)

@@ -59,6 +59,14 @@ class SessionError(RuntimeError):
     """A request the session cannot accept."""
 
 
+RESTART_BACKOFF_MAX_S = 10.0  # longest wait before restarting a worker that keeps dying
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds to wait before the next worker start after ``failures`` deaths in a row with no
+    request finished in between: none for the first, then 0.5, 1, 2, ... up to 10 s."""
+    return 0.0 if failures <= 1 else min(RESTART_BACKOFF_MAX_S, 0.25 * 2 ** (failures - 1))
+
 @dataclass
 class Job:
     """A request and what became of it."""
@@ -231,6 +239,7 @@ class Session:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._preload: list[str] = []
+        self._failed_starts = 0  # restarts in a row with no request finished in between
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, preload: list[str] | None = None) -> Session:
@@ -358,6 +367,8 @@ class Session:
             self.warnings.append(message[1])
             return
         job = self.jobs[message[1]]
+        if kind != "progress":
+            self._failed_starts = 0  # the worker finished a request: it is healthy
         if kind == "progress":
             job.step, job.total, job.note = message[2], message[3], message[4]
             self._notify(job)
@@ -397,6 +408,7 @@ class Session:
     def _restart(self, reason: str) -> None:
         with self._lock:
             current = self._current
+            self._failed_starts += 1
             self._ready = False
             self.restarts += 1  # counted before anyone hears of the failed job
         if current is not None:
@@ -404,6 +416,11 @@ class Session:
         log.warning("restarting the engine process: %s", reason)
         if self._worker is not None:
             self._worker.kill()
+        delay = restart_delay(self._failed_starts)
+        if delay:  # a worker that keeps dying (a crash loading a model): back off, do not spin
+            log.warning("the engine process died %d times in a row; next start in %.1f s",
+                        self._failed_starts, delay)
+            self._stop.wait(delay)
         if not self._stop.is_set():
             self._spawn()
 

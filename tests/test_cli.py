@@ -165,9 +165,10 @@ def test_bench_gan_json(tmp_path: Path) -> None:
     out = run("bench", "gan", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    assert figures["realtime_factor"] > 0 and figures["seconds_per_loop"] > 0
-    assert figures["tiny_realtime_factor"] > figures["realtime_factor"]
-    assert figures["peak_rss_mb"] > 0 and figures["synthesis_ms"] > 0
+    for name in ("realtime_factor", "seconds_per_loop", "peak_rss_mb", "synthesis_ms",
+                 "vocoder_ms", "mix_ms", "tiny_realtime_factor", "plain_melgan_vocoder_ms"):
+        assert figures[name] > 0, name  # figures are printed, never compared in a test
+    assert figures["generator_mparams"] > figures["tiny_generator_mparams"]
 
 
 def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:

@@ -114,3 +114,12 @@ def test_unknown_engine_is_refused(rig) -> None:
     session, _, _ = rig
     with pytest.raises(SessionError, match="no engine named 'nope'; available: word"):
         session.submit(Request(parse_prompt("x"), "nope"))
+
+
+def test_restart_backoff_grows_and_is_capped() -> None:
+    from rig.session import restart_delay
+
+    delays = [restart_delay(n) for n in range(8)]
+    assert delays[:2] == [0.0, 0.0]  # one crash: restart at once
+    assert delays[2:6] == [0.5, 1.0, 2.0, 4.0]
+    assert delays[-1] == 10.0

@@ -215,6 +215,14 @@ test("notes start and stop slots, quantised to the bar or the beat", () => {
     assert.equal(slots.slots[1].audible, true);
 });
 
+test("control changes on the track go on to the rig", () => {
+    const { slots, io } = device();
+    slots.cc(21, 64);
+    slots.cc(200, 1); // not a CC
+    slots.cc(21, "x");
+    assert.deepEqual(io.sent(), [["/rig/cc", 21, 64]]);
+});
+
 test("transport stop silences, start resumes; tempo is reported on change", () => {
     const { slots, io } = device();
     load(slots, 1, WAV, 1);

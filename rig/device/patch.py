@@ -222,6 +222,9 @@ def _control(p: Patcher, slots: int) -> str:
     p.connect(midi, 0, parse, 0)
     p.connect(parse, 0, note, 0)
     p.connect(note, 0, js, 0)
+    control = p.obj("prepend cc", 700.0, 80.0)  # control changes go on to the rig
+    p.connect(parse, 2, control, 0)
+    p.connect(control, 0, js, 0)
     p.connect(to_js, 0, js, 0)
     _settings(p, js, osc_in, osc_out, slots)
     p.add(

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rig.checkpoint import CheckpointError, LoopModel, find_model_folders, load_loop_model
+from rig.checkpoint import CheckpointError, LoopModel, load_loop_model
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
 from rig.engines.device import autocast, pick_device, pick_dtype
 from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
 from rig.engines.gan_render import Rendered, render, repeat_to
+from rig.engines.gan_schema import CORE_PARAMS, merge_direction
 from rig.params import Param, ParamError, check_controls
+from rig.release import find_model_folders
 
 if TYPE_CHECKING:
     from rig.config import Config
@@ -39,13 +41,6 @@ log = logging.getLogger(__name__)
 LATENTS = 4  # spectrograms per stereo loop
 TAIL_S = 0.1  # seconds of the loop's own start appended, for the loop tools' seam search
 SPREAD_SAMPLES = 64  # latents drawn at load to measure a model's typical spread of w
-
-CORE_PARAMS = (
-    Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
-    Param("variation", 0.0, 1.0, 0.15, "square", "spread of the four latents around w"),
-    Param("spread", 0.0, 1.0, 0.7, doc="stereo width of the four latents (0 = mono)"),
-    Param("truncation", 0.0, 1.5, 0.8, doc="ψ: pull toward the average loop (<1) or away (>1)"),
-)
 
 
 @dataclass
@@ -97,15 +92,10 @@ class GanEngine:
 
     def params(self, model: str | None = None) -> list[Param]:
         """The control schema: core controls, then the directions of ``model`` (or of all)."""
-        names = [model] if model else sorted(self.models)
         directions: dict[str, Param] = {}
-        for name in names:
+        for name in [model] if model else sorted(self.models):
             for key, d in self.models[name].directions.items():
-                known = directions.get(key)
-                low, high = (
-                    (min(d.low, known.low), max(d.high, known.high)) if known else (d.low, d.high)
-                )
-                directions[key] = Param(key, low, high, 0.0, doc=d.description)
+                merge_direction(directions, key, d.low, d.high, d.description)
         return [*CORE_PARAMS, *directions.values()]
 
     def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:

@@ -1,0 +1,38 @@
+"""The GAN engine's controls, readable without torch: core controls plus each model's directions
+(from ``config.json``), for the UI sliders, MIDI CCs and OSC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rig.params import Param
+from rig.release import CheckpointError, find_model_folders, read_config
+
+CORE_PARAMS = (
+    Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
+    Param("variation", 0.0, 1.0, 0.15, "square", "spread of the four latents around w"),
+    Param("spread", 0.0, 1.0, 0.7, doc="stereo width of the four latents (0 = mono)"),
+    Param("truncation", 0.0, 1.5, 0.8, doc="ψ: pull toward the average loop (<1) or away (>1)"),
+)
+
+
+def merge_direction(params: dict[str, Param], name: str, low: float, high: float, doc: str) -> None:
+    """Add direction ``name`` to ``params``, widening the range if another model has it too."""
+    known = params.get(name)
+    if known is not None:
+        low, high = min(low, known.low), max(high, known.high)
+    params[name] = Param(name, low, high, 0.0, doc=doc)
+
+
+def gan_schema(roots: tuple[Path, ...]) -> list[Param]:
+    """Core controls, then the named directions of every model folder under ``roots``."""
+    directions: dict[str, Param] = {}
+    for folder in find_model_folders(roots):
+        try:
+            listed = read_config(folder).get("directions", {})
+            for name, entry in listed.items():
+                low, high = (float(x) for x in entry["range"])
+                merge_direction(directions, name, low, high, str(entry.get("description", "")))
+        except (CheckpointError, AttributeError, KeyError, TypeError, ValueError):
+            continue  # the engine reports a broken folder; the schema just skips it
+    return [*CORE_PARAMS, *directions.values()]

@@ -1,0 +1,248 @@
+"""The performer's state — the prompt being written, its fields, the controls, the chosen preset —
+and the actions on it. The UI, the MIDI controller and OSC ``/rig/action``/``/rig/cc`` all call
+these; an action only changes this state or enqueues a request, it never runs an engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rig.config import Config
+from rig.engines.base import Request
+from rig.link import Link
+from rig.params import Param, ParamError
+from rig.presets import Preset, PromptSet
+from rig.prompt import Prompt, parse_prompt
+from rig.session import Job, Session
+from rig.takes import Take
+
+ACTIONS = ("generate", "vary", "regenerate", "next_preset", "previous_preset")
+
+
+class ActionError(ValueError):
+    """An action or control that does not exist or cannot be done now."""
+
+
+@dataclass
+class Fields:
+    """What the next generation uses, as the performer set it."""
+
+    text: str = ""
+    tempo: float | None = None  # None: Live's tempo
+    key: str | None = None
+    bars: int | None = None
+    genre: str | None = None
+    instrument: str | None = None
+    engine: str = "gan"
+    model: str | None = None  # None: the engine picks from the prompt
+    slot: int | None = 1  # None: do not send
+    seed: int | None = None  # locked seed; None: a fresh one each time
+    controls: dict[str, float] = field(default_factory=dict)
+
+
+class Performance:
+    """Shared by the UI, MIDI and OSC handlers; thread-safe."""
+
+    def __init__(
+        self,
+        config: Config,
+        session: Session,
+        link: Link | None,
+        schema: list[Param],
+        sets: list[PromptSet] | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self.link = link
+        self.schema = {p.name: p for p in schema}
+        self.sets = list(sets or [])
+        self.fields = Fields(controls={p.name: p.default for p in schema})
+        self.set_index = 0
+        self.preset_index = -1  # none chosen yet
+        self.last: Request | None = None
+        self._lock = threading.RLock()
+
+    # -- state -----------------------------------------------------------------------------
+    def update(self, **changes: Any) -> Fields:
+        """Change fields (``text="..."``, ``slot=2``, ...); returns a copy of the new state."""
+        with self._lock:
+            unknown = sorted(set(changes) - set(Fields.__dataclass_fields__) - {"controls"})
+            if unknown:
+                raise ActionError(f"unknown field(s) {', '.join(unknown)}")
+            self.fields = replace(self.fields, **changes)
+            return replace(self.fields, controls=dict(self.fields.controls))
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set a control to ``value`` (clamped to its range); returns the value set."""
+        param = self._param(name)
+        with self._lock:
+            self.fields.controls[name] = param.clamp(value)
+            return self.fields.controls[name]
+
+    def set_control_unit(self, name: str, position: float) -> float:
+        """Set a control from a controller position in [0, 1] (a CC value / 127)."""
+        return self.set_control(name, self._param(name).from_unit(position))
+
+    def _param(self, name: str) -> Param:
+        if name not in self.schema:
+            raise ActionError(f"no control named {name!r}; known: {', '.join(self.schema)}")
+        return self.schema[name]
+
+    def prompt(self) -> Prompt:
+        """The structured prompt: the text's own fields, overridden by the set fields."""
+        with self._lock:
+            f = self.fields
+            parsed = parse_prompt(f.text)
+            return replace(
+                parsed,
+                tempo=f.tempo if f.tempo is not None else parsed.tempo,
+                key=f.key or parsed.key,
+                bars=f.bars if f.bars is not None else parsed.bars,
+                genre=f.genre or parsed.genre,
+                instrument=f.instrument or parsed.instrument,
+            )
+
+    # -- actions ---------------------------------------------------------------------------
+    def generate(self, slot: int | None = None) -> Job:
+        """Queue the current prompt (into ``slot``, else the chosen slot)."""
+        with self._lock:
+            f = self.fields
+            request = Request(
+                self.prompt(),
+                f.engine,
+                f.model,
+                slot or f.slot,
+                f.seed,
+                self._controls_for(f.engine, f.controls),
+            )
+        return self._submit(request)
+
+    def vary(self, take: Take | None = None) -> Job:
+        """The same prompt and controls as ``take`` (or the last request), with a new seed."""
+        base = self._request_of(take) if take is not None else self.last
+        if base is None:
+            raise ActionError("nothing to vary yet: generate first")
+        return self._submit(replace(base, seed=None, target=None, id=0))
+
+    def regenerate(self, take: Take) -> Job:
+        """``take`` again, identically (its seed, controls and recorded latent)."""
+        request = self._request_of(take)
+        info = take.meta.get("engine_info", {})
+        if request.engine == "gan" and isinstance(info.get("w"), list):
+            controls = {**request.controls, "morph": 1.0}
+            request = replace(
+                request,
+                controls=controls,
+                target=tuple(info["w"]),
+                model=info.get("model", request.model),
+            )
+        return self._submit(request)
+
+    def send(self, take: Take, slot: int) -> int:
+        """Load ``take`` into device ``slot``; returns the link's request id."""
+        if self.link is None:
+            raise ActionError("no device link in this session")
+        meta = take.meta
+        return self.link.load(
+            slot, take.wav, float(meta["prompt"]["tempo"]), int(meta["prompt"]["bars"]), take.id
+        )
+
+    def load_preset(self, set_index: int, preset_index: int) -> Preset:
+        """Put a preset into the fields (text, slot, seed, engine, model, controls)."""
+        with self._lock:
+            if not 0 <= set_index < len(self.sets):
+                raise ActionError(f"no prompt set {set_index + 1} (there are {len(self.sets)})")
+            presets = self.sets[set_index].presets
+            if not 0 <= preset_index < len(presets):
+                raise ActionError(f"no prompt {preset_index + 1} in {self.sets[set_index].name}")
+            preset = presets[preset_index]
+            self.set_index, self.preset_index = set_index, preset_index
+            controls = dict(self.fields.controls)
+            controls.update(
+                {k: self._param(k).clamp(v) for k, v in preset.controls.items() if k in self.schema}
+            )
+            self.fields = replace(
+                self.fields,
+                text=preset.text,
+                slot=preset.slot or self.fields.slot,
+                seed=preset.seed,
+                engine=preset.engine or self.fields.engine,
+                model=preset.model,
+                controls=controls,
+                tempo=None,
+                key=None,
+                bars=None,
+                genre=None,
+                instrument=None,
+            )
+            return preset
+
+    def step_preset(self, step: int) -> Preset:
+        """The next (``step`` 1) or previous (-1) preset of the current set, wrapping."""
+        with self._lock:
+            if not self.sets:
+                raise ActionError("no prompt sets loaded (put *.toml files in prompts/)")
+            count = len(self.sets[self.set_index].presets)
+            return self.load_preset(self.set_index, (self.preset_index + step) % count)
+
+    def action(self, name: str, argument: int | None = None) -> object:
+        """Run a named action (MIDI notes, OSC ``/rig/action``, UI buttons)."""
+        if name == "generate":
+            return self.generate(argument)
+        if name == "vary":
+            return self.vary()
+        if name == "regenerate":
+            take = self._last_take()
+            return self.regenerate(take)
+        if name in ("next_preset", "previous_preset"):
+            return self.step_preset(1 if name == "next_preset" else -1)
+        raise ActionError(f"no action named {name!r}; known: {', '.join(ACTIONS)}")
+
+    # -- views -----------------------------------------------------------------------------
+    def history(self, limit: int = 50) -> list[Job]:
+        """Finished and failed jobs, newest first."""
+        jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)
+        return [j for j in jobs if j.status in ("done", "failed", "cancelled")][:limit]
+
+    def current(self) -> Job | None:
+        """The running job, else the newest queued one, else the newest of all."""
+        jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)
+        for status in ("running", "queued"):
+            for job in jobs:
+                if job.status == status:
+                    return job
+        return jobs[0] if jobs else None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _controls_for(self, engine: str, controls: Mapping[str, float]) -> dict[str, float]:
+        """Controls apply to the GAN engine; other engines get none."""
+        return dict(controls) if engine == "gan" else {}
+
+    def _submit(self, request: Request) -> Job:
+        try:
+            job = self.session.submit(request)
+        except (ParamError, ValueError) as error:
+            raise ActionError(str(error)) from None
+        with self._lock:
+            self.last = job.request
+        return job
+
+    def _request_of(self, take: Take) -> Request:
+        meta = take.meta
+        return Request(
+            parse_prompt(meta["prompt"]["full"]),
+            str(meta["engine"]),
+            meta.get("model"),
+            meta.get("slot"),
+            meta.get("seed"),
+            dict(meta.get("controls", {})),
+        )
+
+    def _last_take(self) -> Take:
+        for job in self.history():
+            if job.take is not None:
+                return job.take
+        raise ActionError("no take yet to regenerate")

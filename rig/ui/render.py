@@ -1,0 +1,130 @@
+"""Pictures and HTML for the UI: spectrogram and waveform images of a take, the slot grid, the
+stage view. Pure functions of their inputs (numpy + Pillow), cached per take file."""
+
+from __future__ import annotations
+
+import functools
+import html
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from PIL import Image
+
+from rig.link import LinkState
+from rig.session import Job
+
+# A dark-to-bright palette (black → purple → orange → pale yellow), 256 entries.
+_ANCHORS = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]])
+PALETTE = np.stack(
+    [np.interp(np.linspace(0, 4, 256), np.arange(5), _ANCHORS[:, c]) for c in range(3)], axis=1
+).astype(np.uint8)
+
+
+def _mono(path: Path) -> tuple[np.ndarray, int]:
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), rate
+
+
+@functools.lru_cache(maxsize=64)
+def spectrogram_image(path: Path, width: int = 640, height: int = 200) -> Image.Image:
+    """Log-magnitude spectrogram (0-11 kHz, 80 dB range) of a WAV as a ``width × height`` image."""
+    mono, rate = _mono(path)
+    n_fft, hop = 1024, 256
+    if mono.size < n_fft:
+        mono = np.pad(mono, (0, n_fft - mono.size))
+    frames = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop] * np.hanning(n_fft)
+    magnitude = np.abs(np.fft.rfft(frames, axis=1)).T  # [bins, frames]
+    top = max(1, int(11025 / (rate / 2) * magnitude.shape[0]))
+    db = 20 * np.log10(magnitude[:top] + 1e-9)
+    level = np.clip((db - (db.max() - 80.0)) / 80.0, 0.0, 1.0)
+    pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
+    return Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR)
+
+
+@functools.lru_cache(maxsize=64)
+def waveform_image(path: Path, width: int = 640, height: int = 120) -> Image.Image:
+    """Min/max envelope of a WAV, one column per pixel, as a ``width × height`` image."""
+    mono, _ = _mono(path)
+    columns = np.array_split(mono, width)
+    picture = np.zeros((height, width, 3), dtype=np.uint8)
+    middle = height / 2
+    for x, chunk in enumerate(columns):
+        if chunk.size:
+            top = int(middle - chunk.max() * middle * 0.95)
+            bottom = int(middle - chunk.min() * middle * 0.95)
+            picture[max(0, top) : min(height, bottom + 1), x] = (251, 136, 97)
+    return Image.fromarray(picture)
+
+
+def slot_grid(state: LinkState, slots: int = 8) -> str:
+    """The device's slots as an HTML table: number, take, status, playing."""
+    rows = []
+    for number in range(1, slots + 1):
+        slot = state.slots.get(number)
+        take = html.escape(slot.take_id or "—") if slot else "—"
+        status = html.escape(slot.status) if slot else "empty"
+        if slot and slot.error:
+            status += f": {html.escape(slot.error)}"
+        playing = "▶" if slot and slot.playing else ""
+        rows.append(f"<tr><td>{number}</td><td>{playing}</td><td>{take}</td><td>{status}</td></tr>")
+    device = (
+        f"device {html.escape(state.device_version)}"
+        if state.device_version
+        else "no device heard yet"
+    )
+    tempo = f"{state.tempo:g} BPM" if state.tempo else "tempo: —"
+    return (
+        f'<div class="rig-slots"><p>{device} · Live {tempo}</p><table>'
+        "<tr><th>slot</th><th></th><th>take</th><th>status</th></tr>"
+        + "".join(rows)
+        + "</table></div>"
+    )
+
+
+def progress_text(job: Job | None) -> str:
+    """One line about the current job: queued, step k of N, done, failed."""
+    if job is None:
+        return "ready"
+    if job.status == "running":
+        step = f"step {job.step} of {job.total}" if job.total else "starting"
+        return f"generating #{job.request.id} — {step}" + (f": {job.note}" if job.note else "")
+    if job.status == "failed":
+        return f"#{job.request.id} failed: {job.error}"
+    return f"#{job.request.id} {job.status}"
+
+
+def morph_text(job: Job | None) -> str:
+    """Where the GAN latent is: model, generation count and morph step of the latest take."""
+    if job is None or job.take is None:
+        return ""
+    info = job.take.meta.get("engine_info", {})
+    if "generation" not in info:
+        return ""
+    return (
+        f"{info.get('model')} · generation {info['generation']} · morph "
+        f"{info.get('morph', 0):.2f} · seed {info.get('seed')}"
+    )
+
+
+def stage_html(prompt: str, progress: str, morph: str, state: LinkState) -> str:
+    """The projector page: large, high-contrast, no controls."""
+    return (
+        '<div id="stage">'
+        f'<div id="stage-prompt">{html.escape(prompt) or "…"}</div>'
+        f'<div id="stage-progress">{html.escape(progress)}</div>'
+        f'<div id="stage-morph">{html.escape(morph)}</div>'
+        f"{slot_grid(state)}</div>"
+    )
+
+
+STAGE_CSS = """
+body, .gradio-container { background: #000 !important; color: #fff !important; }
+#stage { font-family: Helvetica, Arial, sans-serif; color: #fff; }
+#stage-prompt { font-size: 4.2vw; font-weight: 700; line-height: 1.15; margin: 1vw 0; }
+#stage-progress { font-size: 2.4vw; color: #fb8861; margin-bottom: .5vw; }
+#stage-morph { font-size: 1.8vw; color: #b63679; }
+#stage table { font-size: 1.6vw; border-collapse: collapse; width: 100%; }
+#stage td, #stage th { padding: .2vw 1vw; border-bottom: 1px solid #333; color: #fff; }
+footer { display: none !important; }
+"""
