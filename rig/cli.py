@@ -155,7 +155,7 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_perform(args: argparse.Namespace, config: Config) -> int:
-    from rig.commands import perform
+    from rig.perform import perform
 
     return perform(config)
 

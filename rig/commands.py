@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import signal
 import sys
 import threading
-from types import FrameType
 
 from rig.config import Config
 from rig.engines import ENGINES, Request, build_engine
 from rig.link import Link, LinkEvent, RetryPolicy
 from rig.prompt import parse_prompt
-from rig.session import Session, produce_take
+from rig.session import produce_take
 from rig.takes import Take, TakeStore
 
 # Shorter than the session's: a one-shot command should not hang for long on a missing device.
@@ -74,59 +71,3 @@ def send_take(config: Config, take: Take, slot: int) -> bool:
     reason = outcome[0].data.get("message") if outcome else "no answer"
     _say(f"not loaded by the device at {osc.host}:{osc.port} ({reason}); the take is on disk")
     return False
-
-
-def missing_parts(config: Config) -> list[str]:
-    """What ``rig perform`` cannot offer yet, in words for the performer."""
-    from rig.release import find_model_folders
-
-    missing = []
-    if not find_model_folders(config.paths.models):
-        folders = ", ".join(str(p) for p in config.paths.models)
-        missing.append(
-            f"no loop models in {folders}, so the gan engine has nothing to play "
-            "(`rig doctor` says more)"
-        )
-    if importlib.util.find_spec("rig.ui") is None:
-        missing.append("the performer web UI is not part of this version yet")
-    return missing
-
-
-def perform(config: Config) -> int:
-    """``rig perform``: the OSC link and the session until Ctrl-C; says what is missing."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    link = Link(config.osc, config.paths.takes).start()
-    link.subscribe(_log_link_event)
-    session = Session(config, link).start(preload=sorted(ENGINES))
-    try:
-        _say(f"rig perform: takes in {session.store.folder}")
-        _say(
-            f"  OSC: sending to the device at {config.osc.host}:{config.osc.port}, "
-            f"listening on UDP {link.port}"
-        )
-        _say(f"  engines: {', '.join(sorted(ENGINES)) or 'none'}")
-        for item in missing_parts(config):
-            _say(f"  missing: {item}")
-        _say("  Ctrl-C stops the rig.")
-        stop.wait()
-    finally:
-        _say("rig perform: stopping")
-        session.close()
-        link.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
-def _log_link_event(event: LinkEvent) -> None:
-    if event.kind == "hello":
-        _say(f"device says hello: version {event.data['version']}, {event.data['slots']} slots")
-    elif event.kind == "tempo":
-        _say(f"Live's tempo: {event.data['bpm']:g} BPM")
-    elif event.kind in ("error", "load_failed"):
-        _say(f"slot {event.data['slot']}: {event.data['message']}")

@@ -67,6 +67,7 @@ def restart_delay(failures: int) -> float:
     request finished in between: none for the first, then 0.5, 1, 2, ... up to 10 s."""
     return 0.0 if failures <= 1 else min(RESTART_BACKOFF_MAX_S, 0.25 * 2 ** (failures - 1))
 
+
 @dataclass
 class Job:
     """A request and what became of it."""
@@ -418,8 +419,11 @@ class Session:
             self._worker.kill()
         delay = restart_delay(self._failed_starts)
         if delay:  # a worker that keeps dying (a crash loading a model): back off, do not spin
-            log.warning("the engine process died %d times in a row; next start in %.1f s",
-                        self._failed_starts, delay)
+            log.warning(
+                "the engine process died %d times in a row; next start in %.1f s",
+                self._failed_starts,
+                delay,
+            )
             self._stop.wait(delay)
         if not self._stop.is_set():
             self._spawn()

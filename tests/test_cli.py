@@ -165,8 +165,16 @@ def test_bench_gan_json(tmp_path: Path) -> None:
     out = run("bench", "gan", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    for name in ("realtime_factor", "seconds_per_loop", "peak_rss_mb", "synthesis_ms",
-                 "vocoder_ms", "mix_ms", "tiny_realtime_factor", "plain_melgan_vocoder_ms"):
+    for name in (
+        "realtime_factor",
+        "seconds_per_loop",
+        "peak_rss_mb",
+        "synthesis_ms",
+        "vocoder_ms",
+        "mix_ms",
+        "tiny_realtime_factor",
+        "plain_melgan_vocoder_ms",
+    ):
         assert figures[name] > 0, name  # figures are printed, never compared in a test
     assert figures["generator_mparams"] > figures["tiny_generator_mparams"]
 

@@ -23,13 +23,11 @@ from rig.release import find_model_folders, read_config
 from rig.session import SessionError
 from rig.takes import Take
 from rig.ui.render import (
-    STAGE_CSS,
     morph_text,
     progress_text,
     slot_grid,
     spectrogram_image,
     stage_html,
-    waveform_image,
 )
 
 AUTO = "auto"
@@ -55,29 +53,29 @@ def generate(perf: Performance, text: str, *fields: Any) -> str:
 
 def apply_fields(
     perf: Performance,
-    text: str,
+    text: str | None,
     tempo: float | None,
-    key: str,
-    bars: str,
-    genre: str,
-    instrument: str,
-    engine: str,
-    model: str,
-    slot: str,
-    lock: bool,
+    key: str | None,
+    bars: str | None,
+    genre: str | None,
+    instrument: str | None,
+    engine: str | None,
+    model: str | None,
+    slot: str | None,
+    lock: bool | None,
     seed: float | None,
 ) -> None:
-    """The performer page's fields into the performance (empty = not set)."""
+    """The performer page's fields into the performance (empty or None = not set)."""
     perf.update(
-        text=text.strip(),
+        text=(text or "").strip(),
         tempo=float(tempo) if tempo else None,
-        key=key.strip() or None,
-        bars=None if bars == AUTO else int(bars),
-        genre=genre.strip() or None,
-        instrument=instrument.strip() or None,
-        engine=engine,
-        model=None if model == AUTO else model,
-        slot=None if slot == NO_SLOT else int(slot),
+        key=(key or "").strip() or None,
+        bars=None if bars in (None, AUTO) else int(str(bars)),
+        genre=(genre or "").strip() or None,
+        instrument=(instrument or "").strip() or None,
+        engine=engine or perf.fields.engine,
+        model=None if model in (None, AUTO) else model,
+        slot=None if slot in (None, NO_SLOT) else int(str(slot)),
         seed=int(seed) if lock and seed is not None else None,
     )
 
@@ -194,15 +192,13 @@ def link_state(perf: Performance) -> LinkState:
     return perf.link.snapshot() if perf.link is not None else LinkState()
 
 
-def stage_view(perf: Performance) -> tuple[str, Any, Any]:
-    """The stage page: HTML, latest spectrogram and waveform."""
+def stage_view(perf: Performance) -> str:
+    """The stage page's HTML: current prompt and progress, latest take's pictures, slots."""
     current = perf.current()
     latest = next((j for j in perf.history() if j.take is not None), None)
     prompt = current.request.prompt.text if current else ""
-    html_text = stage_html(prompt, progress_text(current), morph_text(latest), link_state(perf))
-    if latest is None or latest.take is None:
-        return html_text, None, None
-    return html_text, spectrogram_image(latest.take.wav), waveform_image(latest.take.wav)
+    take = latest.take.wav if latest is not None and latest.take is not None else None
+    return stage_html(prompt, progress_text(current), morph_text(latest), link_state(perf), take)
 
 
 def model_names(perf: Performance) -> list[str]:
@@ -343,16 +339,8 @@ def _learn_controls(perf: Performance, midi: MidiController) -> None:
 
 def build_stage(perf: Performance) -> gr.Blocks:
     """The projector page: prompt, progress, spectrogram, waveform, slots; no controls."""
-    with gr.Blocks(title="rig — stage", css=STAGE_CSS) as stage:
+    with gr.Blocks(title="rig — stage") as stage:
         board = gr.HTML(elem_id="stage-board")
-        with gr.Row():
-            spectrogram = gr.Image(
-                type="pil", interactive=False, show_label=False, elem_id="stage-spectrogram"
-            )
-            waveform = gr.Image(
-                type="pil", interactive=False, show_label=False, elem_id="stage-waveform"
-            )
-        timer = gr.Timer(REFRESH_S)
-        timer.tick(partial(stage_view, perf), None, [board, spectrogram, waveform])
-        stage.load(partial(stage_view, perf), None, [board, spectrogram, waveform])
+        gr.Timer(REFRESH_S).tick(partial(stage_view, perf), None, board)
+        stage.load(partial(stage_view, perf), None, board)
     return stage

@@ -3,8 +3,10 @@ stage view. Pure functions of their inputs (numpy + Pillow), cached per take fil
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
+import io
 from pathlib import Path
 
 import numpy as np
@@ -107,24 +109,47 @@ def morph_text(job: Job | None) -> str:
     )
 
 
-def stage_html(prompt: str, progress: str, morph: str, state: LinkState) -> str:
+def data_url(image: Image.Image) -> str:
+    """A PNG as a ``data:`` URL for an ``<img>``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@functools.lru_cache(maxsize=8)
+def take_pictures(path: Path) -> str:
+    """Spectrogram and waveform of a take as two ``<img>`` tags."""
+    spectrogram = data_url(spectrogram_image(path, 960, 260))
+    waveform = data_url(waveform_image(path, 960, 110))
+    return (
+        f'<img id="stage-spectrogram" src="{spectrogram}" alt="spectrogram">'
+        f'<img id="stage-waveform" src="{waveform}" alt="waveform">'
+    )
+
+
+def stage_html(prompt: str, progress: str, morph: str, state: LinkState, take: Path | None) -> str:
     """The projector page: large, high-contrast, no controls."""
+    pictures = take_pictures(take) if take is not None else ""
     return (
         '<div id="stage">'
         f'<div id="stage-prompt">{html.escape(prompt) or "…"}</div>'
         f'<div id="stage-progress">{html.escape(progress)}</div>'
         f'<div id="stage-morph">{html.escape(morph)}</div>'
+        f'<div id="stage-pictures">{pictures}</div>'
         f"{slot_grid(state)}</div>"
     )
 
 
 STAGE_CSS = """
-body, .gradio-container { background: #000 !important; color: #fff !important; }
-#stage { font-family: Helvetica, Arial, sans-serif; color: #fff; }
-#stage-prompt { font-size: 4.2vw; font-weight: 700; line-height: 1.15; margin: 1vw 0; }
-#stage-progress { font-size: 2.4vw; color: #fb8861; margin-bottom: .5vw; }
-#stage-morph { font-size: 1.8vw; color: #b63679; }
-#stage table { font-size: 1.6vw; border-collapse: collapse; width: 100%; }
-#stage td, #stage th { padding: .2vw 1vw; border-bottom: 1px solid #333; color: #fff; }
+body, .gradio-container, .main, .wrap, .prose { background: #000 !important; }
+#stage, #stage * { font-family: Helvetica, Arial, sans-serif; color: #fff !important; }
+#stage-prompt { font-size: 4.4vw; font-weight: 700; line-height: 1.12; margin: .6vw 0; }
+#stage-progress, #stage-progress * { font-size: 2.4vw; color: #fb8861 !important; }
+#stage-morph, #stage-morph * { font-size: 1.8vw; color: #e0609a !important; margin-bottom: .6vw; }
+#stage-pictures { display: flex; gap: 1vw; }
+#stage-pictures img { flex: 1 1 0; min-width: 0; height: 13vw; object-fit: fill; }
+#stage table { font-size: 1.5vw; border-collapse: collapse; width: 100%; margin-top: .6vw; }
+#stage td, #stage th { padding: .15vw 1vw; border: none; border-bottom: 1px solid #444; }
+#stage .rig-slots p { font-size: 1.4vw; }
 footer { display: none !important; }
 """

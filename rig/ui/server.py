@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from rig.midi import MidiController
 from rig.performance import Performance
 from rig.ui.app import build_stage, build_ui
+from rig.ui.render import STAGE_CSS
 
 
 class UiServer:
@@ -21,7 +22,9 @@ class UiServer:
     def __init__(self, perf: Performance, midi: MidiController | None, host: str, port: int):
         app = FastAPI()
         allowed = [str(perf.config.paths.takes.resolve())]
-        app = gr.mount_gradio_app(app, build_stage(perf), path="/stage", allowed_paths=allowed)
+        app = gr.mount_gradio_app(
+            app, build_stage(perf), path="/stage", allowed_paths=allowed, css=STAGE_CSS
+        )
         app = gr.mount_gradio_app(app, build_ui(perf, midi), path="/", allowed_paths=allowed)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
