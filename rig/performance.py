@@ -207,6 +207,13 @@ class Performance:
         jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)
         return [j for j in jobs if j.status in ("done", "failed", "cancelled")][:limit]
 
+    def find_take(self, take_id: str | None) -> Take | None:
+        """A take of this session by id (None when unknown)."""
+        for job in self.session.jobs.values():
+            if job.take is not None and job.take.id == take_id:
+                return job.take
+        return None
+
     def current(self) -> Job | None:
         """The running job, else the newest queued one, else the newest of all."""
         jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)

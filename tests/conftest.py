@@ -14,6 +14,8 @@ from rig.config import AudioConfig, Config, OscConfig, PathsConfig, SessionConfi
 from rig.link import Link, RetryPolicy
 from rig.standin import StandInDevice
 
+pytest_plugins = ["perf_fixtures"]  # the perf_rig fixture
+
 FAST_RETRY = RetryPolicy(first_s=0.05, factor=2.0, max_s=0.2, attempts=4)
 
 

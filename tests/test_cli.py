@@ -181,11 +181,15 @@ def test_bench_gan_json(tmp_path: Path) -> None:
 
 def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_udp_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ui_port = probe.getsockname()[1]
     env = {
         **os.environ,
         "RIG_TAKES": str(tmp_path / "takes"),
         "RIG_LISTEN_PORT": str(port),
         "RIG_OSC_PORT": str(free_udp_port()),
+        "RIG_UI_PORT": str(ui_port),
     }
     proc = subprocess.Popen(
         [*RIG, "perform"],
@@ -204,6 +208,8 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
     text = "".join(lines)
     assert f"listening on UDP {port}" in text
     assert "missing: no loop models in models" in text
+    assert f"performer page: http://127.0.0.1:{ui_port}/" in text
+    assert f"stage view (projector): http://127.0.0.1:{ui_port}/stage" in text
     time.sleep(3.0)  # the worker process is up and warming
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
     assert proc.wait(timeout=20) == 0
@@ -213,6 +219,8 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
     assert not group_alive(proc.pid, within=5.0)  # no orphan worker or helper is left
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("0.0.0.0", port))  # the port was released
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ui_port))  # and the web UI's
 
 
 def group_alive(pgid: int, within: float) -> bool:

@@ -21,7 +21,6 @@ from rig.performance import ACTIONS, ActionError, Performance
 from rig.prompt import PromptError
 from rig.release import find_model_folders, read_config
 from rig.session import SessionError
-from rig.takes import Take
 from rig.ui.render import (
     morph_text,
     progress_text,
@@ -107,14 +106,16 @@ def history_rows(perf: Performance) -> list[list[Any]]:
     return rows
 
 
-def take_of_row(perf: Performance, row: int) -> Take | None:
-    """The take shown in history row ``row`` (None for a failed job)."""
+def take_of_row(perf: Performance, row: int) -> str | None:
+    """The id of the take shown in history row ``row`` (None for a failed job)."""
     jobs = perf.history()
-    return jobs[row].take if 0 <= row < len(jobs) else None
+    take = jobs[row].take if 0 <= row < len(jobs) else None
+    return take.id if take is not None else None
 
 
-def take_details(take: Take | None) -> tuple[Any, Any, str]:
+def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]:
     """Audio file, spectrogram image and a description of a take."""
+    take = perf.find_take(take_id)
     if take is None:
         return None, None, "select a take in the history"
     meta = take.meta
@@ -127,8 +128,9 @@ def take_details(take: Take | None) -> tuple[Any, Any, str]:
     return str(take.wav), spectrogram_image(take.wav), text
 
 
-def take_action(perf: Performance, action: str, take: Take | None, slot: float | None) -> str:
+def take_action(perf: Performance, action: str, take_id: str | None, slot: float | None) -> str:
     """The history's buttons: send to slot, vary, regenerate."""
+    take = perf.find_take(take_id)
     if take is None:
         return "⚠ select a take first"
     try:
@@ -245,7 +247,7 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         )
         selected = gr.State(None)
         with gr.Row():
-            audio = gr.Audio(type="filepath", interactive=False, label="take")
+            audio = gr.Audio(type="filepath", interactive=False, label="take", elem_id="take-audio")
             image = gr.Image(type="pil", interactive=False, label="spectrogram")
         about = gr.Markdown()
         with gr.Row():
@@ -265,11 +267,11 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         load.click(partial(load_preset, perf), [sets, presets], preset_out)
         step.click(lambda: load_preset(perf, None, "next"), None, preset_out)
 
-        def select_row(evt: gr.SelectData) -> Take | None:
+        def select_row(evt: gr.SelectData) -> str | None:
             return take_of_row(perf, evt.index[0])
 
         history.select(select_row, None, selected)
-        selected.change(take_details, selected, [audio, image, about])
+        selected.change(partial(take_details, perf), selected, [audio, image, about])
         send.click(partial(take_action, perf, "send"), [selected, send_slot], status)
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
@@ -296,7 +298,8 @@ def _field_controls(perf: Performance) -> list[Any]:
             genre = gr.Textbox(label="genre")
             instrument = gr.Textbox(label="instrument")
         with gr.Row():
-            engine = gr.Dropdown(sorted(ENGINES), value=f.engine, label="engine")
+            engines = sorted({*ENGINES, f.engine})
+            engine = gr.Dropdown(engines, value=f.engine, label="engine")
             model = gr.Dropdown([AUTO, *model_names(perf)], value=AUTO, label="model")
             slot = gr.Dropdown(
                 [NO_SLOT, *map(str, range(1, 9))], value=str(f.slot or NO_SLOT), label="slot"

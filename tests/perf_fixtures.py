@@ -1,0 +1,52 @@
+"""A performance wired to a real session (test engine + the GAN engine on a tiny model), a real
+link and a stand-in device, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fake_engines import REGISTRY
+from tiny_models import write_tiny_model
+
+from rig.config import Config, SessionConfig
+from rig.engines.base import ENGINES
+from rig.engines.gan_schema import gan_schema
+from rig.link import Link
+from rig.performance import Performance
+from rig.presets import load_sets
+from rig.session import Session
+from rig.standin import StandInDevice
+
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+
+
+@dataclass
+class Rig:
+    config: Config
+    session: Session
+    link: Link
+    device: StandInDevice
+    perf: Performance
+
+
+@pytest.fixture
+def perf_rig(config: Config) -> Iterator[Rig]:
+    write_tiny_model(config.paths.models[0] / "drums", name="drums")
+    config = dataclasses.replace(config, session=SessionConfig(timeout_s=60.0))
+    device = StandInDevice(rig_port=config.osc.listen_port)
+    config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
+    config.paths.takes.mkdir(parents=True)
+    sets, _ = load_sets(PROMPTS)
+    engines = {**REGISTRY, "gan": ENGINES["gan"]}
+    with (
+        device,
+        Link(config.osc, config.paths.takes) as link,
+        Session(config, link, engines=engines) as session,
+    ):
+        perf = Performance(config, session, link, gan_schema(config.paths.models), sets)
+        perf.update(engine="word")
+        yield Rig(config, session, link, device, perf)

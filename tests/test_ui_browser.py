@@ -1,0 +1,161 @@
+"""End to end in a real browser: `rig perform` on tiny model folders, driven by headless
+Chromium (Debian's, through Playwright; never a downloaded browser), with a stand-in device.
+
+The browser must be at /usr/bin/chromium (`apt-get install chromium`; `.ci/run` installs it). The
+test skips without it, unless RIG_REQUIRE_BROWSER=1 (CI) makes that a failure. With
+RIG_SCREENSHOTS=DIR it saves the performer page and the stage view there (docs/ in the repo).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import soundfile
+from conftest import free_udp_port, wait_until
+from tiny_models import write_tiny_model
+
+from rig.loops import loop_length
+from rig.standin import StandInDevice
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if not CHROMIUM.exists():
+    if os.environ.get("RIG_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: apt-get install --no-install-recommends chromium"
+        )
+    pytest.skip(f"needs Debian's Chromium at {CHROMIUM}", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Perform:
+    """``rig perform`` as a performer starts it, in its own process group."""
+
+    def __init__(self, tmp: Path, device: StandInDevice) -> None:
+        self.ui_port = free_tcp_port()
+        env = {
+            **os.environ,
+            "RIG_MODELS": str(tmp / "models"),
+            "RIG_TAKES": str(tmp / "takes"),
+            "RIG_PROMPTS": str(ROOT / "prompts"),
+            "RIG_UI_PORT": str(self.ui_port),
+            "RIG_OSC_PORT": str(device.port),
+            "RIG_LISTEN_PORT": str(device.rig_port),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rig", "perform"],
+            env=env,
+            cwd=tmp,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_until(lambda: any("Ctrl-C stops the rig" in line for line in self.lines), timeout=120)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}/"
+
+    def stop(self) -> int:
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def show(tmp_path: Path) -> Iterator[tuple[Perform, StandInDevice]]:
+    write_tiny_model(tmp_path / "models" / "drums", name="drums", tags=("drums", "techno"))
+    write_tiny_model(tmp_path / "models" / "pads", name="pads", tags=("pads", "ambient"), seed=1)
+    with StandInDevice(rig_port=free_udp_port()) as device:
+        perform = Perform(tmp_path, device)
+        try:
+            yield perform, device
+        finally:
+            if perform.proc.poll() is None:
+                perform.stop()
+
+
+def history_has(page, text: str) -> None:
+    page.wait_for_function(
+        f"document.querySelector('#history') && "
+        f"document.querySelector('#history').innerText.includes({text!r})",
+        timeout=60000,
+    )
+
+
+def test_prompt_to_take_to_device_and_stage(show, tmp_path: Path) -> None:
+    perform, device = show
+    shots = Path(os.environ.get("RIG_SCREENSHOTS", tmp_path))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(perform.url)
+        box = page.locator("#prompt textarea, #prompt input").first
+        box.fill("dusty drums, Tempo: 100, Bars: 1")
+        box.press("Enter")
+        history_has(page, "dusty drums")
+
+        wavs = sorted((tmp_path / "takes").glob("*/0001_*.wav"))
+        assert len(wavs) == 1
+        assert soundfile.info(str(wavs[0])).frames == loop_length(100, 1, 4, 44100)
+        (args,) = device.wait_for("/rig/load")
+        assert args[:4] == (1, str(wavs[0]), 100.0, 1)
+
+        page.locator("#history >> text=dusty drums >> visible=true").first.click()
+        page.wait_for_selector("audio[src]", state="attached", timeout=20000)
+
+        stage = browser.new_page(viewport={"width": 1280, "height": 720})
+        stage.goto(perform.url + "stage/")
+        stage.wait_for_function(
+            "document.querySelector('#stage-prompt')?.innerText.includes('dusty drums')",
+            timeout=20000,
+        )
+        stage.wait_for_selector("#stage-spectrogram", timeout=20000)
+        box.fill("slow airy pad, Genre: Ambient")
+        box.press("Enter")
+        stage.wait_for_function(  # the stage follows the new prompt and its take
+            "document.querySelector('#stage-prompt')?.innerText.includes('slow airy pad') && "
+            "document.querySelector('#stage-morph')?.innerText.includes('pads')",
+            timeout=60000,
+        )
+        history_has(page, "slow airy pad")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(shots / "performer.png"), full_page=True)
+        stage.screenshot(path=str(shots / "stage.png"))
+        browser.close()
+    assert perform.stop() == 0
+    log = "".join(perform.lines)
+    assert "performer page: http://127.0.0.1:" in log and "Traceback" not in log
