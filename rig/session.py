@@ -130,7 +130,8 @@ def produce_take(
         "request_id": request.id,
         "engine_info": dict(output.metadata),
     }
-    return store.write(loop, meta)
+    take = store.write(loop, meta)
+    return replace(take, spectrogram=output.spectrogram)
 
 
 # -- the worker process ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Take:
     wav: Path  # absolute path of the WAV
     sidecar: Path  # absolute path of the JSON sidecar
     meta: Mapping[str, Any]  # the sidecar's content
+    # The engine's own spectrogram [n_mels, frames] (log-mel) when it has one; kept in memory for
+    # the UI, never written (the WAV is the take).
+    spectrogram: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def number(self) -> int:

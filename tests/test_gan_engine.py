@@ -221,5 +221,6 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
             info = job.take.meta["engine_info"]
             assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
             assert job.total == 3 and job.step == 3
+            assert job.take.spectrogram.shape == (20, 256)  # the engine's own, for the UI
         finally:
             session.close()

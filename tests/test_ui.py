@@ -30,6 +30,7 @@ def test_enter_queues_and_the_take_reaches_history_and_device(perf_rig: Rig) -> 
     assert rows[0][:4] == [1, job.take.id, "dusty loop", job.request.seed]
     wav, image, text = app.take_details(perf_rig.perf, app.take_of_row(perf_rig.perf, 0))
     assert wav == str(job.take.wav) and isinstance(image, Image.Image)
+    assert job.take.spectrogram is None  # the test engine has none: computed from the WAV
     assert job.take.id in text
     (args,) = perf_rig.device.wait_for("/rig/load")
     assert args[:2] == (2, str(job.take.wav))
@@ -57,6 +58,25 @@ def test_history_buttons(perf_rig: Rig) -> None:
     assert app.take_action(perf_rig.perf, "vary", take.id, None).startswith("queued #2 (vary")
     assert app.take_action(perf_rig.perf, "regenerate", take.id, None).startswith("queued #3")
     assert perf_rig.session.wait(3, timeout=60).request.seed == take.meta["seed"]
+
+
+def test_learned_mapping_is_saved(perf_rig: Rig, tmp_path) -> None:
+    import dataclasses
+
+    midi = MidiController(MidiMapping(), perf_rig.perf)
+    midi.learn("bass")
+    midi.on_cc(30, 1)
+    target = tmp_path / "midi.toml"
+    perf_rig.perf.config = dataclasses.replace(
+        perf_rig.config, midi=dataclasses.replace(perf_rig.config.midi, mapping=target)
+    )
+    assert app.save_mapping(perf_rig.perf, midi) == f"saved 1 CCs and 0 notes to {target}"
+    assert MidiMapping.load(target).cc == {30: "bass"}
+    perf_rig.perf.config = dataclasses.replace(
+        perf_rig.config,
+        midi=dataclasses.replace(perf_rig.config.midi, mapping=tmp_path / "no" / "midi.toml"),
+    )
+    assert app.save_mapping(perf_rig.perf, midi).startswith("⚠ cannot write")
 
 
 def test_presets_and_stage(perf_rig: Rig) -> None:

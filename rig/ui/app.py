@@ -25,8 +25,8 @@ from rig.ui.render import (
     morph_text,
     progress_text,
     slot_grid,
-    spectrogram_image,
     stage_html,
+    take_spectrogram,
 )
 
 AUTO = "auto"
@@ -125,7 +125,7 @@ def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]
         f"seed {meta.get('seed')} · {meta['prompt']['tempo']:g} BPM · "
         f"{meta['prompt']['bars']} bars · model {info.get('model', meta.get('model'))}"
     )
-    return str(take.wav), spectrogram_image(take.wav), text
+    return str(take.wav), take_spectrogram(take), text
 
 
 def take_action(perf: Performance, action: str, take_id: str | None, slot: float | None) -> str:
@@ -199,7 +199,7 @@ def stage_view(perf: Performance) -> str:
     current = perf.current()
     latest = next((j for j in perf.history() if j.take is not None), None)
     prompt = current.request.prompt.text if current else ""
-    take = latest.take.wav if latest is not None and latest.take is not None else None
+    take = latest.take if latest is not None else None
     return stage_html(prompt, progress_text(current), morph_text(latest), link_state(perf), take)
 
 
@@ -323,6 +323,16 @@ def _latent_controls(perf: Performance) -> None:
             slider.release(partial(set_control, perf, param.name), slider, None)
 
 
+def save_mapping(perf: Performance, midi: MidiController) -> str:
+    """Write the controller mapping, learned bindings included, to ``midi.mapping``."""
+    path = perf.config.midi.mapping
+    try:
+        midi.mapping.save(path)
+    except OSError as error:
+        return f"⚠ cannot write {path}: {error.strerror}"
+    return f"saved {len(midi.mapping.cc)} CCs and {len(midi.mapping.notes)} notes to {path}"
+
+
 def _learn_controls(perf: Performance, midi: MidiController) -> None:
     targets = [*perf.schema, *(f"generate {n}" for n in range(1, 9)), *ACTIONS[1:]]
     with gr.Row():
@@ -338,6 +348,8 @@ def _learn_controls(perf: Performance, midi: MidiController) -> None:
         return f"move a control or hit a pad for {name}"
 
     learn.click(arm, target, said)
+    save = gr.Button(f"Save mapping to {perf.config.midi.mapping}")
+    save.click(partial(save_mapping, perf, midi), None, said)
 
 
 def build_stage(perf: Performance) -> gr.Blocks:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from rig.link import LinkState
 from rig.session import Job
+from rig.takes import Take
 
 # A dark-to-bright palette (black → purple → orange → pale yellow), 256 entries.
 _ANCHORS = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]])
@@ -42,6 +43,21 @@ def spectrogram_image(path: Path, width: int = 640, height: int = 200) -> Image.
     level = np.clip((db - (db.max() - 80.0)) / 80.0, 0.0, 1.0)
     pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
     return Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR)
+
+
+def mel_image(log_mel: np.ndarray, width: int = 640, height: int = 200) -> Image.Image:
+    """An engine's ``[n_mels, frames]`` log-mel spectrogram (low bins at the bottom) as an image."""
+    low, high = float(log_mel.min()), float(log_mel.max())
+    level = (log_mel - low) / ((high - low) or 1.0)
+    pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
+    return Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
+
+
+def take_spectrogram(take: Take, width: int = 640, height: int = 200) -> Image.Image:
+    """The engine's own spectrogram of a take when it made one, else one computed from the WAV."""
+    if take.spectrogram is not None:
+        return mel_image(take.spectrogram, width, height)
+    return spectrogram_image(take.wav, width, height)
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,18 +132,24 @@ def data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-@functools.lru_cache(maxsize=8)
-def take_pictures(path: Path) -> str:
-    """Spectrogram and waveform of a take as two ``<img>`` tags."""
-    spectrogram = data_url(spectrogram_image(path, 960, 260))
-    waveform = data_url(waveform_image(path, 960, 110))
-    return (
-        f'<img id="stage-spectrogram" src="{spectrogram}" alt="spectrogram">'
-        f'<img id="stage-waveform" src="{waveform}" alt="waveform">'
-    )
+_PICTURES: dict[str, str] = {}  # take id → its <img> tags (the stage redraws twice a second)
 
 
-def stage_html(prompt: str, progress: str, morph: str, state: LinkState, take: Path | None) -> str:
+def take_pictures(take: Take) -> str:
+    """Spectrogram and waveform of a take as two ``<img>`` tags (cached per take)."""
+    if take.id not in _PICTURES:
+        if len(_PICTURES) > 16:
+            _PICTURES.clear()
+        spectrogram = data_url(take_spectrogram(take, 960, 260))
+        waveform = data_url(waveform_image(take.wav, 960, 110))
+        _PICTURES[take.id] = (
+            f'<img id="stage-spectrogram" src="{spectrogram}" alt="spectrogram">'
+            f'<img id="stage-waveform" src="{waveform}" alt="waveform">'
+        )
+    return _PICTURES[take.id]
+
+
+def stage_html(prompt: str, progress: str, morph: str, state: LinkState, take: Take | None) -> str:
     """The projector page: large, high-contrast, no controls."""
     pictures = take_pictures(take) if take is not None else ""
     return (
