@@ -157,6 +157,24 @@ def test_schema_and_bad_controls(engine: GanEngine) -> None:
     assert param.from_unit(0.5) == 0.25 and param.to_unit(0.25) == 0.5
 
 
+def test_a_direction_of_another_model_is_accepted_and_not_applied(
+    gan_config: Config, tmp_path: Path
+) -> None:
+    from tiny_models import tiny_model
+
+    from rig.checkpoint import save_loop_model
+
+    other = tiny_model(name="strings", tags=("strings",), seed=5)
+    other.directions = {"warmth": other.directions.pop("bass")}
+    save_loop_model(other, gan_config.paths.models[0] / "strings")
+    engine = GanEngine(gan_config)
+    assert "warmth" in [p.name for p in engine.params()]
+    out = engine.generate(ask("techno", controls={"warmth": 2.0, "bass": 1.0}), quiet)
+    assert out.metadata["model"] == "drums" and out.metadata["directions"] == {"bass": 1.0}
+    with pytest.raises(EngineError, match=r"warmth = 9\.0 is outside"):
+        engine.generate(ask("techno", controls={"warmth": 9.0}), quiet)
+
+
 def test_models_by_name_or_folder(engine: GanEngine, tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r"no gan model named 'strings'; loaded: drums, pads"):
         engine.generate(ask("x", model="strings"), quiet)

@@ -178,8 +178,10 @@ class GanEngine:
         )
 
     def _controls(self, request: Request, name: str) -> dict[str, float]:
+        """The request's controls checked against every loaded model's schema (the UI shows
+        them all); directions the chosen model lacks are then simply not applied."""
         try:
-            return check_controls(self.params(name), request.controls)
+            return check_controls(self.params(), request.controls)
         except ParamError as error:
             raise EngineError(f"model {name!r}: {error}") from None
 
