@@ -163,6 +163,48 @@ def check_tools(config: Config) -> list[Finding]:
     return findings
 
 
+def check_ui_port(config: Config) -> Finding:
+    where = f"{config.ui.host}:{config.ui.port}"
+    with socket.socket() as sock:
+        try:
+            sock.bind((config.ui.host, config.ui.port))
+        except OSError as error:
+            return Finding(
+                FAIL,
+                "web UI",
+                f"cannot serve on {where}: {error.strerror} "
+                "(another rig running? set ui.port / RIG_UI_PORT)",
+            )
+    return Finding(OK, "web UI", f"http://{where}/ and /stage are free to serve")
+
+
+def check_midi(config: Config) -> Finding:
+    from rig.midi import MidiError, MidiMapping
+
+    mapping = None
+    if config.midi.mapping.is_file():
+        try:
+            mapping = MidiMapping.load(config.midi.mapping)
+        except MidiError as error:
+            return Finding(WARN, "midi", str(error))
+    wanted = config.midi.port or (mapping.port if mapping else "")
+    try:
+        import mido
+
+        ports = mido.get_input_names()
+    except Exception as error:  # rtmidi raises its own error types
+        return Finding(
+            WARN,
+            "midi",
+            f"no MIDI system here ({error})" + (f"; {wanted!r} cannot be opened" if wanted else ""),
+        )
+    listed = ", ".join(repr(p) for p in ports) or "none"
+    if wanted and not any(wanted in p for p in ports):
+        return Finding(WARN, "midi", f"port {wanted!r} not found; inputs: {listed}")
+    mapped = f"mapping {config.midi.mapping}" if mapping else "no mapping file"
+    return Finding(OK, "midi", f"{mapped}; inputs: {listed}")
+
+
 CHECKS: list[Callable[[Config], Finding]] = [
     check_python,
     check_takes,
@@ -171,6 +213,8 @@ CHECKS: list[Callable[[Config], Finding]] = [
     check_models,
     check_engines,
     check_torch,
+    check_ui_port,
+    check_midi,
 ]
 
 

@@ -143,9 +143,18 @@ def test_doctor(tmp_path: Path) -> None:
         "RIG_LISTEN_PORT": str(free_udp_port()),
         "RIG_OSC_PORT": str(free_udp_port()),
     }
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        env["RIG_UI_PORT"] = str(probe.getsockname()[1])
     out = run("doctor", env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stdout
     assert "take folder" in out.stdout and "torch" in out.stdout
+    assert "web UI" in out.stdout and "midi" in out.stdout
+    with socket.socket() as busy:  # another rig already serves the UI port: a real problem
+        busy.bind(("127.0.0.1", int(env["RIG_UI_PORT"])))
+        busy.listen()
+        out = run("doctor", env=env, cwd=tmp_path)
+    assert out.returncode == 1 and "FAIL  web UI" in out.stdout
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = run("doctor", env={**env, "RIG_TAKES": str(blocker / "takes")}, cwd=tmp_path)
