@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@# torch first and pinned, so that nothing pulls another build of it.
 	$(BIN)/pip install --quiet 'torch==2.13.0'
-	$(BIN)/pip install --quiet -e '.[ui,dev]'
+	$(BIN)/pip install --quiet -e '.[ui,diffusion,dev]'
 	$(BIN)/python -c "import rig, torch, librosa, pythonosc"
 	touch $(STAMP)
 

@@ -87,6 +87,27 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class DiffusionConfig:
+    """The text-to-audio diffusion engines (sao, sa3); see rig/engines/diffusion.py."""
+
+    sao_model: str = "stabilityai/stable-audio-open-1.0"  # diffusers folder or hub id
+    sa3_model: str = "stabilityai/stable-audio-3-medium"  # diffusers folder or hub id
+    steps: int = 0  # denoising steps (0 = the model's default)
+    guidance: float = 7.0  # classifier-free guidance scale
+    negative_prompt: str = "low quality, distorted, clipping"
+    template: str = "{prompt}"  # text sent to the model; {prompt} is the whole structured prompt
+    variations: int = 1  # waveforms per call (4 with spread > 0: a four-way stereo mix)
+    spread: float = 0.0  # stereo width of four variations
+    tail_s: float = 0.5  # seconds generated past the loop, trimmed by the loop tools
+    device: str = "auto"  # as gan.device
+    precision: str = "auto"  # as gan.precision
+    cpu_offload: bool = False  # model CPU offload (small GPUs)
+    attention_slicing: bool = False  # less memory, a little slower
+    compile: bool = False  # torch.compile the transformer (first call slower)
+    preload: bool = False  # load the weights when `rig perform` starts
+
+
+@dataclass(frozen=True)
 class UiConfig:
     """The performer web UI."""
 
@@ -112,6 +133,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
 
@@ -169,6 +191,17 @@ def _device(value: Any) -> str:
     raise ValueError("auto, cpu, cuda or cuda:N")
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
 def _text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -211,6 +244,21 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "session.threads": (_ranged(0, 256, _int), "RIG_THREADS"),
     "gan.device": (_device, "RIG_GAN_DEVICE"),
     "gan.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_GAN_PRECISION"),
+    "diffusion.sao_model": (_text, "RIG_SAO_MODEL"),
+    "diffusion.sa3_model": (_text, "RIG_SA3_MODEL"),
+    "diffusion.steps": (_ranged(0, 1000, _int), "RIG_DIFFUSION_STEPS"),
+    "diffusion.guidance": (_ranged(0.0, 30.0), "RIG_DIFFUSION_GUIDANCE"),
+    "diffusion.negative_prompt": (lambda v: str(v).strip(), "RIG_NEGATIVE_PROMPT"),
+    "diffusion.template": (_text, "RIG_DIFFUSION_TEMPLATE"),
+    "diffusion.variations": (_ranged(1, 8, _int), "RIG_DIFFUSION_VARIATIONS"),
+    "diffusion.spread": (_ranged(0.0, 1.0), "RIG_DIFFUSION_SPREAD"),
+    "diffusion.tail_s": (_ranged(0.0, 5.0), "RIG_DIFFUSION_TAIL"),
+    "diffusion.device": (_device, "RIG_DIFFUSION_DEVICE"),
+    "diffusion.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_DIFFUSION_PRECISION"),
+    "diffusion.cpu_offload": (_bool, "RIG_DIFFUSION_CPU_OFFLOAD"),
+    "diffusion.attention_slicing": (_bool, "RIG_DIFFUSION_ATTENTION_SLICING"),
+    "diffusion.compile": (_bool, "RIG_DIFFUSION_COMPILE"),
+    "diffusion.preload": (_bool, "RIG_DIFFUSION_PRELOAD"),
     "ui.host": (_text, "RIG_UI_HOST"),
     "ui.port": (_port, "RIG_UI_PORT"),
     "midi.mapping": (_path, "RIG_MIDI_MAPPING"),

@@ -86,7 +86,8 @@ def perform(config: Config) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     link = Link(config.osc, config.paths.takes).start()
     link.subscribe(_log_link_event)
-    session = Session(config, link).start(preload=sorted(ENGINES))
+    preload = ["gan", *(["sao", "sa3"] if config.diffusion.preload else [])]
+    session = Session(config, link).start(preload=preload)
     midi: MidiController | None = None
     ui: UiServer | None = None
     try:

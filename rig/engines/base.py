@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 # name -> "module:factory"; the module is imported only when the engine is first built.
 ENGINES: dict[str, str] = {
     "gan": "rig.engines.gan:GanEngine",
+    "sao": "rig.engines.diffusion:sao",
+    "sa3": "rig.engines.diffusion:sa3",
 }
 
 

@@ -1,0 +1,245 @@
+"""Text-to-audio diffusion engines through diffusers: Stable Audio Open 1.0 (``sao``,
+``StableAudioPipeline``) and Stable Audio 3 (``sa3``, ``StableAudio3Pipeline``).
+
+Weights are the user's: a local diffusers folder (``model_index.json`` + components) or a hub id
+they have access to, named by ``diffusion.sao_model`` / ``diffusion.sa3_model`` or by the request's
+``model``. Nothing is bundled or fetched by the tests. One generation:
+
+* text: the structured prompt formatted by ``diffusion.template`` (the performer's Tempo, Key,
+  Genre and Instrument stay in the text, as fine-tunes are trained that way);
+* length: the asked bars at the asked tempo plus ``diffusion.tail_s``, which the loop tools trim.
+  Stable Audio Open always denoises its full 47 s latent, whatever the length asked: short loops
+  cost as much as long ones. Stable Audio 3 denoises only the asked duration;
+* ``diffusion.variations`` waveforms per call; with four and ``diffusion.spread`` > 0 they are
+  mixed to one stereo loop like the GAN engine's four latents;
+* progress after every denoising step; a cancelled request stops at the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
+from rig.engines.device import pick_device, pick_dtype
+from rig.engines.gan_render import stereo_mix
+from rig.prompt import Prompt, format_prompt
+
+if TYPE_CHECKING:
+    from rig.config import Config, DiffusionConfig
+
+log = logging.getLogger(__name__)
+
+PIPELINES = {"sao": "StableAudioPipeline", "sa3": "StableAudio3Pipeline"}
+NAMES = {"sao": "Stable Audio Open 1.0", "sa3": "Stable Audio 3"}
+
+
+def prompt_text(prompt: Prompt, template: str) -> str:
+    """The text sent to the model: ``template`` with ``{prompt}`` (the whole structured prompt),
+    ``{text}``, ``{tempo}``, ``{key}``, ``{genre}``, ``{instrument}`` and ``{bars}``."""
+    fields = {
+        "prompt": format_prompt(prompt),
+        "text": prompt.text,
+        "tempo": f"{prompt.tempo:g}" if prompt.tempo else "",
+        "key": prompt.key or "",
+        "genre": prompt.genre or "",
+        "instrument": prompt.instrument or "",
+        "bars": prompt.bars or "",
+    }
+    try:
+        return template.format(**fields).strip(" ,")
+    except (KeyError, IndexError, ValueError) as error:
+        raise EngineError(
+            f"diffusion.template {template!r} is not valid: {error}; use "
+            f"{', '.join('{' + k + '}' for k in fields)}"
+        ) from None
+
+
+def is_local(model: str) -> bool:
+    """A filesystem path rather than a hub id."""
+    return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
+
+
+def load_pipeline(kind: str, model: str, dtype: torch.dtype) -> Any:
+    """Load a diffusers pipeline of ``kind`` from a folder or hub id.
+
+    Raises:
+        EngineError: what to put where — missing folder, not a pipeline folder, not in the cache
+            while offline, a gated or unknown repository, or diffusers missing.
+    """
+    try:
+        import diffusers
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    except ImportError as error:
+        raise EngineError(
+            f"the {kind} engine needs diffusers ({error}); run `make run` or "
+            "pip install -e '.[diffusion]'"
+        ) from None
+    name, setting = NAMES[kind], f"diffusion.{kind}_model"
+    if is_local(model):
+        folder = Path(model).expanduser()
+        if not (folder / "model_index.json").is_file():
+            what = (
+                "is not a diffusers pipeline folder (no model_index.json)"
+                if folder.is_dir()
+                else "does not exist"
+            )
+            raise EngineError(
+                f"{name} weights: {folder} {what}. Put the pipeline folder there "
+                f"(save_pretrained / huggingface-cli download) or set {setting}"
+            )
+        model = str(folder)
+    try:
+        return getattr(diffusers, PIPELINES[kind]).from_pretrained(model, torch_dtype=dtype)
+    except GatedRepoError:
+        raise EngineError(
+            f"{name}: {model} is gated. Accept its licence on "
+            f"https://huggingface.co/{model}, run `huggingface-cli login`, download "
+            f"it once, or point {setting} at a local folder"
+        ) from None
+    except RepositoryNotFoundError:
+        raise EngineError(
+            f"{name}: no repository {model!r} (or no access to it); set "
+            f"{setting} to a hub id you can read or a local folder"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise EngineError(
+            f"{name}: {model} could not be loaded ({error}). Offline, a hub id "
+            "must already be in the cache (huggingface-cli download it once with a "
+            f"network) — or point {setting} at a local diffusers folder"
+        ) from None
+
+
+class DiffusionEngine:
+    """One engine kind (``sao`` or ``sa3``); pipelines load on first use and stay loaded."""
+
+    def __init__(self, config: Config, kind: str) -> None:
+        if kind not in PIPELINES:
+            raise EngineError(f"unknown diffusion engine {kind!r}; known: {', '.join(PIPELINES)}")
+        self.kind = kind
+        self.settings: DiffusionConfig = config.diffusion
+        self.beats_per_bar = config.music.beats_per_bar
+        self.device = pick_device(self.settings.device)
+        self.dtype = pick_dtype(self.device, self.settings.precision)
+        if config.session.threads:
+            torch.set_num_threads(config.session.threads)
+        if self.device.type == "cpu":
+            log.warning("%s runs on the CPU: it works, slowly (minutes a loop)", NAMES[kind])
+        self._pipelines: dict[str, Any] = {}
+
+    def pipeline(self, model: str | None) -> Any:
+        """The loaded pipeline for ``model`` (default: the configured one)."""
+        model = model or (
+            self.settings.sao_model if self.kind == "sao" else self.settings.sa3_model
+        )
+        if model not in self._pipelines:
+            self._pipelines[model] = self._prepare(load_pipeline(self.kind, model, self.dtype))
+        return self._pipelines[model]
+
+    def _prepare(self, pipe: Any) -> Any:
+        pipe.set_progress_bar_config(disable=True)
+        if self.settings.cpu_offload and self.device.type == "cuda":
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.to(self.device)
+        if self.settings.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
+            pipe.enable_attention_slicing()
+        if self.settings.compile:
+            pipe.transformer = torch.compile(pipe.transformer)
+        return pipe
+
+    def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
+        """Stereo audio for ``request`` (before the loop tools)."""
+        prompt = request.prompt
+        if prompt.tempo is None or prompt.bars is None:
+            raise EngineError("the diffusion engines need the prompt's tempo and bars")
+        pipe = self.pipeline(request.model)
+        seconds = prompt.bars * self.beats_per_bar * 60.0 / prompt.tempo + self.settings.tail_s
+        text = prompt_text(prompt, self.settings.template)
+        seed = request.seed if request.seed is not None else 0
+        steps = self.settings.steps or None
+        arguments = {
+            "prompt": text,
+            "negative_prompt": self.settings.negative_prompt or None,
+            "guidance_scale": self.settings.guidance,
+            "num_waveforms_per_prompt": self.settings.variations,
+            "generator": torch.Generator().manual_seed(seed),
+            "output_type": "pt",
+            **self._length_and_steps(pipe, seconds, steps, progress),
+        }
+        with torch.inference_mode():
+            audios = pipe(**arguments).audios.float().cpu().numpy()  # [N, channels, samples]
+        audio = self._combine(audios)
+        rate = int(pipe.vae.config.sampling_rate)
+        metadata = {
+            "model": request.model or getattr(pipe, "name_or_path", ""),
+            "pipeline": PIPELINES[self.kind],
+            "text": text,
+            "seed": seed,
+            "steps": arguments.get("num_inference_steps"),
+            "guidance": self.settings.guidance,
+            "negative_prompt": self.settings.negative_prompt,
+            "variations": self.settings.variations,
+            "spread": self.settings.spread,
+            "seconds": round(seconds, 4),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        return EngineOutput(audio, rate, metadata, source_bpm=prompt.tempo, bar_aligned=False)
+
+    def _length_and_steps(
+        self, pipe: Any, seconds: float, steps: int | None, progress: ProgressFn
+    ) -> dict[str, Any]:
+        """The engine-specific arguments: length, step count and the per-step callback."""
+        if self.kind == "sao":
+            longest = (
+                pipe.transformer.config.sample_size
+                * pipe.vae.hop_length
+                / pipe.vae.config.sampling_rate
+            )
+            if seconds > longest:
+                raise EngineError(
+                    f"{seconds:.1f} s is longer than Stable Audio Open's "
+                    f"{longest:.1f} s: ask fewer bars or a faster tempo"
+                )
+            total = steps or 100
+
+            def step(index: int, timestep: Any, latents: Any) -> None:
+                progress(index + 1, total, "denoising")
+
+            return {
+                "audio_end_in_s": seconds,
+                "num_inference_steps": total,
+                "callback": step,
+                "callback_steps": 1,
+            }
+
+        def on_step_end(pipeline: Any, index: int, timestep: Any, state: dict) -> dict:
+            progress(index + 1, int(pipeline.num_timesteps), "denoising")
+            return state
+
+        arguments = {"duration": seconds, "callback_on_step_end": on_step_end}
+        if steps:
+            arguments["num_inference_steps"] = steps
+        return arguments
+
+    def _combine(self, audios: np.ndarray) -> np.ndarray:
+        """``[N, C, T]`` waveforms → one ``[2, T]`` loop: the first, or four spread to stereo."""
+        if audios.shape[0] == 4 and self.settings.spread > 0:
+            return stereo_mix(audios.mean(axis=1), self.settings.spread)
+        first = audios[0]
+        return np.repeat(first, 2, axis=0) if first.shape[0] == 1 else first[:2]
+
+
+def sao(config: Config) -> DiffusionEngine:
+    """The ``sao`` engine (Stable Audio Open 1.0)."""
+    return DiffusionEngine(config, "sao")
+
+
+def sa3(config: Config) -> DiffusionEngine:
+    """The ``sa3`` engine (Stable Audio 3)."""
+    return DiffusionEngine(config, "sa3")

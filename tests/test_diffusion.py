@@ -1,0 +1,144 @@
+"""The diffusion engines on a tiny random pipeline saved with save_pretrained (no download)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from tiny_diffusion import write_tiny_sao
+
+from rig.config import Config, DiffusionConfig
+from rig.engines.base import Cancelled, EngineError, Request
+from rig.engines.diffusion import DiffusionEngine, prompt_text
+from rig.loops import loop_length
+from rig.prompt import parse_prompt
+from rig.session import produce_take
+from rig.takes import TakeStore
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_sao(tmp_path_factory.mktemp("sao") / "tiny-sao")
+
+
+def engine_for(config: Config, folder: Path, **settings: object) -> DiffusionEngine:
+    diffusion = DiffusionConfig(sao_model=str(folder), steps=3, **settings)  # type: ignore[arg-type]
+    return DiffusionEngine(dataclasses.replace(config, diffusion=diffusion), "sao")
+
+
+def ask(text: str, seed: int = 1) -> Request:
+    return Request(parse_prompt(text), "sao", seed=seed)
+
+
+def test_take_of_exact_length_with_progress(config: Config, tiny_folder: Path) -> None:
+    engine = engine_for(config, tiny_folder)
+    steps: list[tuple[int, int]] = []
+    request = ask("dusty drums, Tempo: 100, Bars: 1, Key: A minor, Genre: Techno")
+    take = produce_take(
+        request,
+        engine,
+        config,
+        TakeStore(config.paths.takes),
+        lambda step, total, note="": steps.append((step, total)),
+    )
+    data, rate = soundfile.read(take.wav, always_2d=True)
+    assert (rate, data.shape) == (44100, (loop_length(100, 1, 4, 44100), 2))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    info = take.meta["engine_info"]
+    assert info["text"] == "dusty drums, Tempo: 100, Key: A minor, Genre: Techno, Bars: 1"
+    assert info["pipeline"] == "StableAudioPipeline" and info["seconds"] == 2.9
+
+
+def test_seed_decides_the_audio(config: Config, tiny_folder: Path) -> None:
+    engine = engine_for(config, tiny_folder)
+    quiet = lambda *a, **k: None  # noqa: E731
+    prompt = "airy pad, Tempo: 120, Bars: 1"
+    first = engine.generate(ask(prompt, 3), quiet).audio
+    again = engine_for(config, tiny_folder).generate(ask(prompt, 3), quiet).audio
+    other = engine.generate(ask(prompt, 4), quiet).audio
+    assert first.shape == (2, round((2.0 + 0.5) * 8000)) and np.array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_four_variations_spread_to_stereo(config: Config, tiny_folder: Path) -> None:
+    quiet = lambda *a, **k: None  # noqa: E731
+    wide = engine_for(config, tiny_folder, variations=4, spread=1.0)
+    mixed = wide.generate(ask("dark bass, Tempo: 120, Bars: 1"), quiet).audio
+    assert mixed.shape[0] == 2 and not np.allclose(mixed[0], mixed[1])
+    mono = engine_for(config, tiny_folder, variations=4, spread=0.0)
+    first = mono.generate(ask("dark bass, Tempo: 120, Bars: 1"), quiet).audio
+    assert first.shape == mixed.shape
+
+
+def test_cancel_stops_between_steps(config: Config, tiny_folder: Path) -> None:
+    engine = engine_for(config, tiny_folder)
+    seen: list[int] = []
+
+    def progress(step: int, total: int, note: str = "") -> None:
+        seen.append(step)
+        if step == 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        engine.generate(ask("dusty drums, Tempo: 120, Bars: 1"), progress)
+    assert seen == [1, 2]
+
+
+def test_clear_errors(config: Config, tiny_folder: Path, tmp_path: Path) -> None:
+    quiet = lambda *a, **k: None  # noqa: E731
+    with pytest.raises(EngineError, match=r"longer than Stable Audio Open's 8\.2 s"):
+        engine_for(config, tiny_folder).generate(ask("pad, Tempo: 60, Bars: 4"), quiet)
+    missing = engine_for(config, tmp_path / "nowhere")
+    with pytest.raises(EngineError, match=r"nowhere does not exist\. Put the pipeline folder"):
+        missing.generate(ask("pad, Tempo: 120, Bars: 1"), quiet)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EngineError, match="is not a diffusers pipeline folder"):
+        engine_for(config, tmp_path / "empty").generate(ask("pad, Tempo: 120, Bars: 1"), quiet)
+    with pytest.raises(EngineError, match=r"diffusion\.template"):
+        prompt_text(parse_prompt("pad"), "{nope}")
+
+
+def test_cli_on_a_saved_pipeline_and_offline_hub_id(tiny_folder: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "RIG_DIFFUSION_STEPS": "2", "RIG_TAKES": str(tmp_path / "takes")}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rig",
+            "generate",
+            "dusty drums, Tempo: 120, Bars: 1",
+            "--engine",
+            "sao",
+            "--model",
+            str(tiny_folder),
+            "--no-send",
+            "--seed",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    wav = Path(out.stdout.strip().splitlines()[-1])
+    assert soundfile.info(str(wav)).frames == loop_length(120, 1, 4, 44100)
+    offline = {**env, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run(
+        [sys.executable, "-m", "rig", "generate", "pad", "--engine", "sao", "--no-send"],
+        capture_output=True,
+        text=True,
+        env=offline,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "stabilityai/stable-audio-open-1.0 could not be loaded" in out.stderr
+    assert "must already be in the cache" in out.stderr
