@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from tiny_diffusion import write_tiny_sao
+from tiny_diffusion import write_tiny_sa3, write_tiny_sao
 
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import Cancelled, EngineError, Request
@@ -27,9 +27,16 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_sao(tmp_path_factory.mktemp("sao") / "tiny-sao")
 
 
-def engine_for(config: Config, folder: Path, **settings: object) -> DiffusionEngine:
-    diffusion = DiffusionConfig(sao_model=str(folder), steps=3, **settings)  # type: ignore[arg-type]
-    return DiffusionEngine(dataclasses.replace(config, diffusion=diffusion), "sao")
+@pytest.fixture(scope="module")
+def tiny_sa3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_sa3(tmp_path_factory.mktemp("sa3") / "tiny-sa3")
+
+
+def engine_for(
+    config: Config, folder: Path, kind: str = "sao", **settings: object
+) -> DiffusionEngine:
+    diffusion = DiffusionConfig(**{f"{kind}_model": str(folder)}, steps=3, **settings)  # type: ignore[arg-type]
+    return DiffusionEngine(dataclasses.replace(config, diffusion=diffusion), kind)
 
 
 def ask(text: str, seed: int = 1) -> Request:
@@ -142,3 +149,29 @@ def test_cli_on_a_saved_pipeline_and_offline_hub_id(tiny_folder: Path, tmp_path:
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "stabilityai/stable-audio-open-1.0 could not be loaded" in out.stderr
     assert "must already be in the cache" in out.stderr
+
+
+def test_stable_audio_3_makes_the_asked_duration(config: Config, tiny_sa3_folder: Path) -> None:
+    engine = engine_for(config, tiny_sa3_folder, "sa3")
+    steps: list[tuple[int, int]] = []
+    out = engine.generate(
+        ask("dusty drums, Tempo: 120, Bars: 1"),
+        lambda step, total, note="": steps.append((step, total)),
+    )
+    assert out.audio.shape == (2, round(2.5 * 8000)) and out.sample_rate == 8000
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert out.metadata["pipeline"] == "StableAudio3Pipeline"
+    take = produce_take(
+        ask("airy pad, Tempo: 90, Bars: 2"),
+        engine,
+        config,
+        TakeStore(config.paths.takes),
+        lambda *a, **k: None,
+    )
+    assert soundfile.info(str(take.wav)).frames == loop_length(90, 2, 4, 44100)
+
+    def cancel(step: int, total: int, note: str = "") -> None:
+        raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        engine.generate(ask("dark bass, Tempo: 120, Bars: 1"), cancel)

@@ -75,3 +75,74 @@ def write_tiny_sao(folder: Path, seed: int = 0) -> Path:
     """Save :func:`tiny_sao_pipeline` as a diffusers folder (``save_pretrained``)."""
     tiny_sao_pipeline(seed).save_pretrained(str(folder))
     return folder
+
+
+def tiny_sa3_pipeline(seed: int = 0) -> Any:
+    """A tiny random Stable Audio 3 pipeline: SAME VAE at 8 kHz (hop 256), a 1-layer DiT, a
+    1-layer T5Gemma encoder and a character-level Gemma tokenizer."""
+    from diffusers import (
+        AutoencoderSAME,
+        FlowMatchEulerDiscreteScheduler,
+        StableAudio3DiTModel,
+        StableAudio3DurationEmbedder,
+        StableAudio3Pipeline,
+    )
+    from transformers import GemmaTokenizer, T5GemmaConfig, T5GemmaEncoderModel
+
+    torch.manual_seed(seed)
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
+    for piece in [*"▁abcdefghijklmnopqrstuvwxyzTKBG0123456789,:.", *WORDS.split()]:
+        vocab.setdefault(piece, len(vocab))
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=[])
+    layer = {
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 4,
+        "vocab_size": len(vocab),
+    }
+    encoder = T5GemmaEncoderModel(
+        T5GemmaConfig(encoder=layer, decoder=layer, vocab_size=len(vocab), is_encoder_decoder=False)
+    )
+    vae = AutoencoderSAME(
+        audio_channels=2,
+        patch_size=64,
+        encoder_channels=8,
+        encoder_c_mults=[1],
+        encoder_strides=[4],
+        encoder_transformer_depths=[1],
+        latent_dim=4,
+        use_differential_attention=False,
+        dim_heads=4,
+        ff_mult=1,
+        sampling_rate=8000,
+    )
+    transformer = StableAudio3DiTModel(
+        io_channels=4,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        cond_token_dim=8,
+        global_cond_dim=8,
+        local_add_cond_dim=5,
+        timestep_features_dim=8,
+        ff_mult=1.0,
+        num_memory_tokens=2,
+        use_differential_attention=False,
+    )
+    return StableAudio3Pipeline(
+        vae=vae,
+        text_encoder=encoder,
+        tokenizer=tokenizer,
+        duration_embedder=StableAudio3DurationEmbedder(output_dim=8, fourier_dim=8),
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+
+
+def write_tiny_sa3(folder: Path, seed: int = 0) -> Path:
+    """Save :func:`tiny_sa3_pipeline` as a diffusers folder (``save_pretrained``)."""
+    tiny_sa3_pipeline(seed).save_pretrained(str(folder))
+    return folder
