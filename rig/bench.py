@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,98 @@ def _time_engine(engine: Any, repeats: int) -> dict[str, float]:
     }
 
 
+def bench_diffusion(config: Config, repeats: int = 3) -> dict[str, Any]:
+    """Where a diffusion take's time goes, on tiny random pipelines of both kinds (8 steps).
+
+    Per kind: text encoding, one denoising step, VAE decode, the loop tools, and the share of
+    ``generate`` spent outside the pipeline call (``overhead_pct``, goal ≤ 5 %).
+    """
+    from rig.engines import Request
+    from rig.engines.diffusion import DiffusionEngine
+    from rig.engines.tiny_pipelines import write_tiny_sa3, write_tiny_sao
+    from rig.prompt import Prompt
+
+    figures: dict[str, Any] = {}
+    request = Request(Prompt("dusty drums", tempo=120.0, bars=2), "sao", seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, write in (("sao", write_tiny_sao), ("sa3", write_tiny_sa3)):
+            folder = write(Path(tmp) / kind)
+            changes: dict[str, Any] = {"steps": 8, f"{kind}_model": str(folder)}
+            settings = dataclasses.replace(config.diffusion, **changes)
+            engine = DiffusionEngine(dataclasses.replace(config, diffusion=settings), kind)
+            figures |= {
+                f"{kind}_{k}": v
+                for k, v in _time_diffusion(engine, request, config, repeats).items()
+            }
+    return figures
+
+
+def _time_diffusion(engine: Any, request: Any, config: Config, repeats: int) -> dict[str, float]:
+    pipe = engine.pipeline(None)
+    spent: dict[str, float] = {"text": 0.0, "denoise": 0.0, "decode": 0.0}
+    calls = {"denoise": 0}
+    _time_module(pipe.text_encoder, spent, "text")
+    _time_module(pipe.transformer, spent, "denoise", calls)
+    decode = pipe.vae.decode
+
+    def timed_decode(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return decode(*args, **kwargs)
+        finally:
+            spent["decode"] += time.perf_counter() - start
+
+    pipe.vae.decode = timed_decode
+    engine.generate(request, _no_progress)  # warm
+    for key in spent:
+        spent[key] = 0.0
+    calls["denoise"] = 0
+    totals, pipeline, tools = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        output = engine.generate(request, _no_progress)
+        totals.append(time.perf_counter() - start)
+        pipeline.append(engine.last_pipeline_s)
+        loop = partial(
+            make_loop,
+            output.audio,
+            output.sample_rate,
+            120.0,
+            2,
+            4,
+            config.audio,
+            source_bpm=output.source_bpm,
+        )
+        tools.append(_seconds(loop))
+    total = statistics.median(totals)
+    return {
+        "seconds_per_take": round(total + statistics.median(tools), 4),
+        "text_encoding_ms": round(1000 * spent["text"] / repeats, 2),
+        "denoise_step_ms": round(1000 * spent["denoise"] / max(1, calls["denoise"]), 2),
+        "vae_decode_ms": round(1000 * spent["decode"] / repeats, 2),
+        "loop_tools_ms": round(1000 * statistics.median(tools), 2),
+        "overhead_pct": round(100 * (total - statistics.median(pipeline)) / total, 2),
+    }
+
+
+def _time_module(
+    module: Any, spent: dict[str, float], key: str, calls: dict[str, int] | None = None
+) -> None:
+    """Add each forward pass of ``module`` to ``spent[key]`` (and count it in ``calls``)."""
+    started: list[float] = []
+
+    def before(*_: Any) -> None:
+        started.append(time.perf_counter())
+
+    def after(*_: Any) -> None:
+        spent[key] += time.perf_counter() - started.pop()
+        if calls is not None:
+            calls[key] += 1
+
+    module.register_forward_pre_hook(before)
+    module.register_forward_hook(after)
+
+
 def _seconds(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
@@ -198,6 +291,7 @@ def _no_progress(step: int, total: int, note: str = "") -> None:
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
     "gan": bench_gan,
+    "diffusion": bench_diffusion,
 }
 
 

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flags(doctor)
 
     bench = sub.add_parser("bench", help="measure speed; prints figures")
-    bench.add_argument("what", choices=["loops", "gan"], help="what to measure")
+    bench.add_argument("what", choices=["loops", "gan", "diffusion"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)
 

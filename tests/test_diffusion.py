@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from tiny_diffusion import write_tiny_sa3, write_tiny_sao
 
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import Cancelled, EngineError, Request
 from rig.engines.diffusion import DiffusionEngine, prompt_text
+from rig.engines.tiny_pipelines import write_tiny_sa3, write_tiny_sao
 from rig.loops import loop_length
 from rig.prompt import parse_prompt
 from rig.session import produce_take
@@ -175,3 +175,19 @@ def test_stable_audio_3_makes_the_asked_duration(config: Config, tiny_sa3_folder
 
     with pytest.raises(Cancelled):
         engine.generate(ask("dark bass, Tempo: 120, Bars: 1"), cancel)
+
+
+def test_bench_figures(config: Config) -> None:
+    from rig.bench import bench_diffusion
+
+    figures = bench_diffusion(config, repeats=1)
+    for kind in ("sao", "sa3"):
+        for name in (
+            "seconds_per_take",
+            "text_encoding_ms",
+            "denoise_step_ms",
+            "vae_decode_ms",
+            "loop_tools_ms",
+        ):
+            assert figures[f"{kind}_{name}"] > 0, (kind, name)
+        assert 0 <= figures[f"{kind}_overhead_pct"] < 100  # printed, never judged here

@@ -18,6 +18,7 @@ they have access to, named by ``diffusion.sao_model`` / ``diffusion.sa3_model`` 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,12 +74,15 @@ def load_pipeline(kind: str, model: str, dtype: torch.dtype) -> Any:
     """
     try:
         import diffusers
+        import transformers
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
     except ImportError as error:
         raise EngineError(
             f"the {kind} engine needs diffusers ({error}); run `make run` or "
             "pip install -e '.[diffusion]'"
         ) from None
+    diffusers.utils.logging.disable_progress_bar()  # the rig reports progress itself
+    transformers.utils.logging.disable_progress_bar()
     name, setting = NAMES[kind], f"diffusion.{kind}_model"
     if is_local(model):
         folder = Path(model).expanduser()
@@ -130,6 +134,7 @@ class DiffusionEngine:
         if self.device.type == "cpu":
             log.warning("%s runs on the CPU: it works, slowly (minutes a loop)", NAMES[kind])
         self._pipelines: dict[str, Any] = {}
+        self.last_pipeline_s = 0.0  # wall time of the last pipeline call (for rig bench)
 
     def pipeline(self, model: str | None) -> Any:
         """The loaded pipeline for ``model`` (default: the configured one)."""
@@ -171,8 +176,10 @@ class DiffusionEngine:
             "output_type": "pt",
             **self._length_and_steps(pipe, seconds, steps, progress),
         }
+        start = time.perf_counter()
         with torch.inference_mode():
             audios = pipe(**arguments).audios.float().cpu().numpy()  # [N, channels, samples]
+        self.last_pipeline_s = time.perf_counter() - start
         audio = self._combine(audios)
         rate = int(pipe.vae.config.sampling_rate)
         metadata = {

@@ -1,6 +1,10 @@
-"""A tiny random Stable Audio Open pipeline, built offline from configs (no download): a 1-layer
-DiT, a small Oobleck VAE at 8 kHz (hop 256), a 1-layer T5 encoder and a T5 tokenizer made from a
-word list."""
+"""Tiny random diffusers pipelines (Stable Audio Open and Stable Audio 3), built offline from
+configs through the real classes (no download): for the tests and ``rig bench diffusion``, like
+audiocraft's 'debug' models. Their audio is noise; their shapes, calls and files are real.
+
+Stable Audio Open: a 1-layer DiT, a small Oobleck VAE at 8 kHz (hop 256), a 1-layer T5 encoder and
+a T5 tokenizer made from a word list.
+"""
 
 from __future__ import annotations
 
