@@ -14,6 +14,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rig.config import Config
 from rig.engines import ENGINES
@@ -178,6 +179,37 @@ def check_ui_port(config: Config) -> Finding:
     return Finding(OK, "web UI", f"http://{where}/ and /stage are free to serve")
 
 
+def check_diffusion(config: Config) -> list[Finding]:
+    """Where the diffusion engines' weights are (a local folder or the hub cache), or what to do."""
+    from rig.engines.diffusion import NAMES, is_local
+
+    findings = []
+    for kind, name in NAMES.items():
+        model = getattr(config.diffusion, f"{kind}_model")
+        setting = f"diffusion.{kind}_model"
+        if is_local(model):
+            folder = Path(model).expanduser()
+            ok = (folder / "model_index.json").is_file()
+            detail = (
+                f"{name}: local folder {folder}"
+                if ok
+                else f"{name}: {folder} has no model_index.json — put the diffusers folder "
+                f"there or set {setting}"
+            )
+        else:
+            from huggingface_hub import try_to_load_from_cache
+
+            ok = isinstance(try_to_load_from_cache(model, "model_index.json"), str)
+            detail = (
+                f"{name}: {model} is in the hub cache"
+                if ok
+                else f"{name}: {model} is not downloaded (huggingface-cli login, accept its "
+                f"licence, huggingface-cli download {model}) or set {setting} to a folder"
+            )
+        findings.append(Finding(OK if ok else WARN, kind, detail))
+    return findings
+
+
 def check_midi(config: Config) -> Finding:
     from rig.midi import MidiError, MidiMapping
 
@@ -220,7 +252,7 @@ CHECKS: list[Callable[[Config], Finding]] = [
 
 def run_doctor(config: Config) -> int:
     """Print every finding; return 1 if any check failed, else 0."""
-    findings = [check(config) for check in CHECKS] + check_tools(config)
+    findings = [check(config) for check in CHECKS] + check_diffusion(config) + check_tools(config)
     for finding in findings:
         print(f"{finding.status:>4}  {finding.what:<12} {finding.detail}")
     failed = [f for f in findings if f.status == FAIL]

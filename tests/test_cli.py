@@ -142,6 +142,7 @@ def test_doctor(tmp_path: Path) -> None:
         "RIG_TAKES": str(tmp_path / "takes"),
         "RIG_LISTEN_PORT": str(free_udp_port()),
         "RIG_OSC_PORT": str(free_udp_port()),
+        "HF_HOME": str(tmp_path / "hf"),  # an empty hub cache
     }
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -150,6 +151,9 @@ def test_doctor(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout
     assert "take folder" in out.stdout and "torch" in out.stdout
     assert "web UI" in out.stdout and "midi" in out.stdout
+    assert (
+        "Stable Audio Open 1.0: stabilityai/stable-audio-open-1.0 is not downloaded" in out.stdout
+    )
     with socket.socket() as busy:  # another rig already serves the UI port: a real problem
         busy.bind(("127.0.0.1", int(env["RIG_UI_PORT"])))
         busy.listen()
