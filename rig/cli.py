@@ -76,6 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)
 
+    train = sub.add_parser("train", help="training runs")
+    train_sub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
+    lora = train_sub.add_parser("lora", help="LoRA fine-tuning of Stable Audio Open")
+    lora.add_argument("data", type=Path, help="CSV (file,caption) or JSONL of recordings")
+    lora.add_argument("--base", type=Path, required=True, help="the base pipeline folder")
+    lora.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
+    lora.add_argument("--steps", type=int, default=1000)
+    lora.add_argument("--batch", type=int, default=2)
+    lora.add_argument("--lr", type=float, default=1e-4, help="learning rate")
+    lora.add_argument("--rank", type=int, default=16)
+    lora.add_argument("--alpha", type=int, default=16)
+    lora.add_argument("--seconds", type=float, default=10.0, help="chunk length")
+    lora.add_argument("--save-every", type=int, default=100)
+    lora.add_argument("--seed", type=int, default=0)
+    _config_flags(train)
+
     device = sub.add_parser("device", help="Max for Live device tools")
     device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
     unpack = device_sub.add_parser("unpack", help="print or write the patcher JSON of an .amxd")
@@ -172,6 +188,25 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     return run_bench(args.what, config, as_json=args.json)
 
 
+def _cmd_train(args: argparse.Namespace, config: Config) -> int:
+    from rig.train.lora import LoraSettings, train_lora
+
+    if args.steps < 1 or args.batch < 1 or args.rank < 1 or args.seconds <= 0:
+        raise ValueError("--steps, --batch and --rank must be ≥ 1 and --seconds > 0")
+    settings = LoraSettings(
+        steps=args.steps,
+        batch=args.batch,
+        learning_rate=args.lr,
+        rank=args.rank,
+        alpha=args.alpha,
+        seconds=args.seconds,
+        save_every=max(1, args.save_every),
+        seed=args.seed,
+    )
+    print(train_lora(args.data, args.base, args.out, settings))
+    return 0
+
+
 def _cmd_device(args: argparse.Namespace, config: Config) -> int:
     if args.device_command == "build":
         from rig.device.build import build_device
@@ -221,4 +256,5 @@ COMMANDS = {
     "doctor": _cmd_doctor,
     "bench": _cmd_bench,
     "device": _cmd_device,
+    "train": _cmd_train,
 }

@@ -105,6 +105,8 @@ class DiffusionConfig:
     attention_slicing: bool = False  # less memory, a little slower
     compile: bool = False  # torch.compile the transformer (first call slower)
     preload: bool = False  # load the weights when `rig perform` starts
+    loras: tuple[str, ...] = ()  # LoRA adapter folders as "path" or "path:strength" (sao)
+    scheduler: str = ""  # a diffusers scheduler class to sample with ("" = the model's own)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,11 @@ def _bool(value: Any) -> bool:
     raise ValueError("true or false")
 
 
+def _loras(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def _text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -259,6 +266,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "diffusion.attention_slicing": (_bool, "RIG_DIFFUSION_ATTENTION_SLICING"),
     "diffusion.compile": (_bool, "RIG_DIFFUSION_COMPILE"),
     "diffusion.preload": (_bool, "RIG_DIFFUSION_PRELOAD"),
+    "diffusion.loras": (_loras, "RIG_LORAS"),
+    "diffusion.scheduler": (lambda v: str(v).strip(), "RIG_DIFFUSION_SCHEDULER"),
     "ui.host": (_text, "RIG_UI_HOST"),
     "ui.port": (_port, "RIG_UI_PORT"),
     "midi.mapping": (_path, "RIG_MIDI_MAPPING"),

@@ -97,6 +97,16 @@ def test_cancel_stops_between_steps(config: Config, tiny_folder: Path) -> None:
     assert seen == [1, 2]
 
 
+def test_scheduler_by_name(config: Config, tiny_folder: Path) -> None:
+    quiet = lambda *a, **k: None  # noqa: E731
+    engine = engine_for(config, tiny_folder, scheduler="EDMDPMSolverMultistepScheduler")
+    out = engine.generate(ask("dusty drums, Tempo: 120, Bars: 1"), quiet)
+    assert type(engine.pipeline(None).scheduler).__name__ == "EDMDPMSolverMultistepScheduler"
+    assert out.audio.shape[0] == 2 and np.isfinite(out.audio).all()
+    with pytest.raises(EngineError, match="'Nope' is not a diffusers scheduler"):
+        engine_for(config, tiny_folder, scheduler="Nope").pipeline(None)
+
+
 def test_clear_errors(config: Config, tiny_folder: Path, tmp_path: Path) -> None:
     quiet = lambda *a, **k: None  # noqa: E731
     with pytest.raises(EngineError, match=r"longer than Stable Audio Open's 8\.2 s"):

@@ -60,6 +60,35 @@ def prompt_text(prompt: Prompt, template: str) -> str:
         ) from None
 
 
+def make_scheduler(name: str, config: Any) -> Any:
+    """A diffusers scheduler class by name, built from the pipeline scheduler's config.
+
+    Raises:
+        EngineError: no scheduler of that name.
+    """
+    import diffusers
+
+    cls = getattr(diffusers, name, None)
+    if cls is None or not name.endswith("Scheduler"):
+        raise EngineError(
+            f"diffusion.scheduler {name!r} is not a diffusers scheduler (e.g. "
+            "CosineDPMSolverMultistepScheduler, EDMDPMSolverMultistepScheduler)"
+        )
+    return cls.from_config(config)
+
+
+def parse_loras(items: tuple[str, ...]) -> list[tuple[Path, float]]:
+    """``("runs/a/adapter:0.7", "runs/b/adapter")`` → [(path, 0.7), (path, 1.0)]."""
+    parsed = []
+    for item in items:
+        path, _, strength = item.rpartition(":")
+        try:
+            parsed.append((Path(path).expanduser(), float(strength)))
+        except ValueError:
+            parsed.append((Path(item).expanduser(), 1.0))
+    return parsed
+
+
 def is_local(model: str) -> bool:
     """A filesystem path rather than a hub id."""
     return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists()
@@ -147,12 +176,21 @@ class DiffusionEngine:
 
     def _prepare(self, pipe: Any) -> Any:
         pipe.set_progress_bar_config(disable=True)
+        if self.settings.scheduler:
+            pipe.scheduler = make_scheduler(self.settings.scheduler, pipe.scheduler.config)
         if self.settings.cpu_offload and self.device.type == "cuda":
             pipe.enable_model_cpu_offload()
         else:
             pipe.to(self.device)
         if self.settings.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
             pipe.enable_attention_slicing()
+        if self.settings.loras:
+            from rig.train.lora import LoraError, apply_adapters
+
+            try:
+                apply_adapters(pipe.transformer, parse_loras(self.settings.loras))
+            except LoraError as error:
+                raise EngineError(str(error)) from None
         if self.settings.compile:
             pipe.transformer = torch.compile(pipe.transformer)
         return pipe

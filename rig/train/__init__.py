@@ -1,0 +1,1 @@
+"""Training: ``rig train lora`` (LoRA fine-tuning of the diffusion engines)."""
