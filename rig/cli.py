@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)
 
+    data = sub.add_parser("data", help="training data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="WHAT")
+    prepare = data_sub.add_parser("prepare", help="a folder of audio → 2-bar mel dataset")
+    prepare.add_argument("src", type=Path, help="folder of WAV/FLAC/AIFF/MP3/OGG files")
+    prepare.add_argument("out", type=Path, help="dataset folder (extended if present)")
+    prepare.add_argument("--material", required=True, help="e.g. drums, bass, pads")
+    prepare.add_argument("--tempos", type=Path, help="CSV file,tempo[,licence] (else estimated)")
+    prepare.add_argument("--licence", default="", help="licence of the material")
+    _config_flags(data)
+
     train = sub.add_parser("train", help="training runs")
     train_sub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
     lora = train_sub.add_parser("lora", help="LoRA fine-tuning of Stable Audio Open")
@@ -188,6 +198,24 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     return run_bench(args.what, config, as_json=args.json)
 
 
+def _cmd_data(args: argparse.Namespace, config: Config) -> int:
+    from rig.train.data import prepare_dataset
+
+    if not args.src.is_dir():
+        raise ValueError(f"{args.src} is not a folder")
+    report = prepare_dataset(args.src, args.out, args.material, args.tempos, args.licence)
+    print(
+        f"{report.files} files read ({report.resumed} done before), {report.segments} "
+        f"segments kept, {report.silent} silent and {report.duplicates} duplicates dropped, "
+        f"{len(report.skipped)} files skipped",
+        file=sys.stderr,
+    )
+    for line in report.skipped:
+        print(f"  skipped {line}", file=sys.stderr)
+    print(args.out)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace, config: Config) -> int:
     from rig.train.lora import LoraSettings, train_lora
 
@@ -257,4 +285,5 @@ COMMANDS = {
     "bench": _cmd_bench,
     "device": _cmd_device,
     "train": _cmd_train,
+    "data": _cmd_data,
 }
