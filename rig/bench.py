@@ -190,14 +190,14 @@ def bench_diffusion(config: Config, repeats: int = 3) -> dict[str, Any]:
     """
     from rig.engines import Request
     from rig.engines.diffusion import DiffusionEngine
-    from rig.engines.tiny_pipelines import write_tiny_sa3, write_tiny_sao
+    from rig.engines.tiny_pipelines import write_tiny
     from rig.prompt import Prompt
 
     figures: dict[str, Any] = {}
     request = Request(Prompt("dusty drums", tempo=120.0, bars=2), "sao", seed=1)
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, write in (("sao", write_tiny_sao), ("sa3", write_tiny_sa3)):
-            folder = write(Path(tmp) / kind)
+        for kind in ("sao", "sa3"):
+            folder = write_tiny(kind, Path(tmp) / kind)
             changes: dict[str, Any] = {"steps": 8, f"{kind}_model": str(folder)}
             settings = dataclasses.replace(config.diffusion, **changes)
             engine = DiffusionEngine(dataclasses.replace(config, diffusion=settings), kind)

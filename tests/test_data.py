@@ -72,45 +72,24 @@ def torch_finite(mels) -> bool:
     return bool(mels.isfinite().all())
 
 
-def test_cli(tmp_path: Path) -> None:
+def prepare(*args: str):
     import subprocess
     import sys
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rig",
-            "data",
-            "prepare",
-            str(tmp_path / "none"),
-            str(tmp_path / "out"),
-            "--material",
-            "drums",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 1 and out.stderr.strip().endswith("none is not a folder")
-    (tmp_path / "src").mkdir()
-    soundfile.write(tmp_path / "src" / "a.wav", groove(120.0, 9.0, 60.0, 4), RATE)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rig",
-            "data",
-            "prepare",
-            str(tmp_path / "src"),
-            str(tmp_path / "out"),
-            "--material",
-            "bass",
-        ],
+    return subprocess.run(
+        [sys.executable, "-m", "rig", "data", "prepare", *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_cli(tmp_path: Path) -> None:
+    out = prepare(str(tmp_path / "none"), str(tmp_path / "out"), "--material", "drums")
+    assert out.returncode == 1 and out.stderr.strip().endswith("none is not a folder")
+    (tmp_path / "src").mkdir()
+    soundfile.write(tmp_path / "src" / "a.wav", groove(120.0, 9.0, 60.0, 4), RATE)
+    out = prepare(str(tmp_path / "src"), str(tmp_path / "out"), "--material", "bass")
     assert out.returncode == 0, out.stderr
     assert "1 files read" in out.stderr and out.stdout.strip() == str(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["material"] == "bass"

@@ -15,7 +15,7 @@ import soundfile
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import Cancelled, EngineError, Request
 from rig.engines.diffusion import DiffusionEngine, prompt_text
-from rig.engines.tiny_pipelines import write_tiny_sa3, write_tiny_sao
+from rig.engines.tiny_pipelines import write_tiny
 from rig.loops import loop_length
 from rig.prompt import parse_prompt
 from rig.session import produce_take
@@ -24,12 +24,12 @@ from rig.takes import TakeStore
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_sao(tmp_path_factory.mktemp("sao") / "tiny-sao")
+    return write_tiny("sao", tmp_path_factory.mktemp("sao") / "tiny-sao")
 
 
 @pytest.fixture(scope="module")
 def tiny_sa3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_sa3(tmp_path_factory.mktemp("sa3") / "tiny-sa3")
+    return write_tiny("sa3", tmp_path_factory.mktemp("sa3") / "tiny-sa3")
 
 
 def engine_for(

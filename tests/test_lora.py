@@ -17,14 +17,14 @@ from PIL import Image
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import EngineError, Request
 from rig.engines.diffusion import DiffusionEngine
-from rig.engines.tiny_pipelines import write_tiny_sao
+from rig.engines.tiny_pipelines import write_tiny
 from rig.prompt import parse_prompt
 from rig.train.lora import LoraError, LoraSettings, fill_caption, read_captions, train_lora
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_sao(tmp_path_factory.mktemp("base") / "tiny-sao")
+    return write_tiny("sao", tmp_path_factory.mktemp("base") / "tiny-sao")
 
 
 @pytest.fixture
@@ -84,9 +84,9 @@ def test_two_steps_resume_and_the_adapter_changes_the_output(
 
 
 def test_only_stable_audio_open_bases(tmp_path: Path, data: Path) -> None:
-    from rig.engines.tiny_pipelines import write_tiny_sa3
+    from rig.engines.tiny_pipelines import write_tiny
 
-    sa3 = write_tiny_sa3(tmp_path / "sa3")
+    sa3 = write_tiny("sa3", tmp_path / "sa3")
     with pytest.raises(LoraError, match="StableAudio3Pipeline bases are not supported yet"):
         train_lora(data, sa3, tmp_path / "run", LoraSettings(steps=1))
 

@@ -75,12 +75,6 @@ def tiny_sao_pipeline(seed: int = 0) -> Any:
     )
 
 
-def write_tiny_sao(folder: Path, seed: int = 0) -> Path:
-    """Save :func:`tiny_sao_pipeline` as a diffusers folder (``save_pretrained``)."""
-    tiny_sao_pipeline(seed).save_pretrained(str(folder))
-    return folder
-
-
 def tiny_sa3_pipeline(seed: int = 0) -> Any:
     """A tiny random Stable Audio 3 pipeline: SAME VAE at 8 kHz (hop 256), a 1-layer DiT, a
     1-layer T5Gemma encoder and a character-level Gemma tokenizer."""
@@ -146,7 +140,8 @@ def tiny_sa3_pipeline(seed: int = 0) -> Any:
     )
 
 
-def write_tiny_sa3(folder: Path, seed: int = 0) -> Path:
-    """Save :func:`tiny_sa3_pipeline` as a diffusers folder (``save_pretrained``)."""
-    tiny_sa3_pipeline(seed).save_pretrained(str(folder))
+def write_tiny(kind: str, folder: Path, seed: int = 0) -> Path:
+    """Save the tiny pipeline of ``kind`` ("sao" or "sa3") as a diffusers folder."""
+    builders = {"sao": tiny_sao_pipeline, "sa3": tiny_sa3_pipeline}
+    builders[kind](seed).save_pretrained(str(folder))
     return folder
