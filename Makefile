@@ -9,7 +9,8 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && echo $$p && break; done)
 
-.PHONY: setup run test lint typecheck devicelint pytest nodetest bench doctor device clean
+.PHONY: setup run test lint typecheck devicelint pytest nodetest bench doctor device corpus \
+	train-defaults clean
 
 setup: $(STAMP)
 
@@ -59,6 +60,14 @@ device: setup
 
 doctor: setup
 	$(BIN)/rig doctor
+
+# The default training corpus (needs: apt-get install fluidsynth fluid-soundfont-gm sonic-pi-samples)
+corpus: setup
+	$(BIN)/rig data demo runs/corpus
+
+# Train (or go on training) the shipped default models; see scripts/train-defaults.sh.
+train-defaults: setup
+	scripts/train-defaults.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

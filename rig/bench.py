@@ -7,6 +7,10 @@ with a tempo change (time-stretch first), and the OSC round trip to a stand-in d
 ``rig bench gan`` times the GAN engine's four-latent stereo loop end to end (``generate``: mapping,
 synthesis, vocoder, mix, repeat to bars) for the default network sizes and for a tiny config, with
 random weights (speed does not depend on training), and the plain MelGAN vocoder for comparison.
+
+``rig bench train`` times training steps on random data at the default sizes: StyleGAN2 (batch 8,
+one generator and one discriminator update, with and without the lazy R1 step) and the iSTFT
+vocoder (batch 8 of 0.5-s crops, reconstruction losses alone and with the discriminators).
 """
 
 from __future__ import annotations
@@ -288,10 +292,48 @@ def _no_progress(step: int, total: int, note: str = "") -> None:
     pass
 
 
+def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
+    """Seconds per training step of StyleGAN2 and the vocoder (see the module docstring)."""
+    import torch
+
+    from rig.checkpoint import LoopAudio
+    from rig.nn.mel import MelFrontEnd
+    from rig.nn.melgan import MultiScaleDiscriminator
+    from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
+    from rig.nn.vocoder import build_vocoder
+    from rig.train import gan, vocoder
+
+    if config.session.threads:
+        torch.set_num_threads(config.session.threads)
+    device = torch.device("cpu")
+    cfg = GeneratorConfig()
+    G, D = Generator(cfg), Discriminator(cfg)
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    settings = gan.GanSettings(batch=8)
+    real = torch.randn(settings.batch, 1, *cfg.output_shape)
+    figures: dict[str, Any] = {"threads": torch.get_num_threads()}
+    for name, step in (("stylegan2_step_s", 1), ("stylegan2_r1_step_s", 0)):
+        run = partial(gan._train_step, G, D, opt_g, opt_d, real, step, settings, device)
+        figures[name] = _median_ms(run, repeats) / 1000
+    audio = LoopAudio()
+    front = MelFrontEnd(audio.mel)
+    net = build_vocoder(vocoder.default_vocoder("istft", audio))
+    critic = MultiScaleDiscriminator()
+    opt_v, opt_c = torch.optim.Adam(net.parameters()), torch.optim.Adam(critic.parameters())
+    crops = torch.randn(8, vocoder.VocoderSettings().segment_frames * audio.mel.hop) * 0.1
+    for name, adversarial_from in (("vocoder_step_s", 10**9), ("vocoder_adversarial_step_s", 0)):
+        voc_settings = vocoder.VocoderSettings(adversarial_from=adversarial_from)
+        run = partial(vocoder._train_step, net, critic, opt_v, opt_c, front, crops, 1, voc_settings)
+        figures[name] = _median_ms(run, repeats) / 1000
+    figures["stylegan2_steps_per_hour"] = round(3600 / figures["stylegan2_step_s"])
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
+
+
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
     "gan": bench_gan,
     "diffusion": bench_diffusion,
+    "train": bench_train,
 }
 
 

@@ -262,6 +262,25 @@ def load_loop_model(folder: Path, device: str | torch.device = "cpu") -> LoopMod
     return model.ready(device)
 
 
+def load_vocoder_folder(folder: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """A shared vocoder folder (``kind`` "vocoder") as a ready network
+    ``[B, n_mels, frames]`` natural-log mel → ``[B, 1, frames · hop]``.
+
+    Raises:
+        CheckpointError: not a vocoder folder, a bad config or weights that do not fit.
+    """
+    config = read_config(folder)
+    if config.get("kind") != "vocoder":
+        raise CheckpointError(f"{folder} is not a vocoder folder (kind {config.get('kind')!r})")
+    try:
+        cfg = vocoder_config(config["vocoder"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{folder / CONFIG}: bad or missing field: {error}") from None
+    network = build_vocoder(cfg)
+    load_strict(network, folder / VOCODER_FILE)
+    return network.to(device).eval().requires_grad_(False)
+
+
 def load_strict(module: nn.Module, path: Path) -> None:
     """Load ``path`` into ``module``; every key must match in name and shape.
 

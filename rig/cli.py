@@ -1,4 +1,4 @@
-"""The ``rig`` command: perform, generate, loop, doctor, bench, device.
+"""The ``rig`` command: perform, generate, loop, doctor, bench, device, data, train, export, eval.
 
 Every command prints its result's path (if it makes a file) as its last line of standard output and
 reports problems as one ``rig: error: ...`` line on standard error with a non-zero exit code.
@@ -15,6 +15,8 @@ from typing import Any
 
 from rig import __version__
 from rig.config import Config, ConfigError, load_config
+from rig.train.cli import COMMANDS as TRAINING_COMMANDS
+from rig.train.cli import add_parsers as add_training_parsers
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -72,35 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     _config_flags(doctor)
 
     bench = sub.add_parser("bench", help="measure speed; prints figures")
-    bench.add_argument("what", choices=["loops", "gan", "diffusion"], help="what to measure")
+    bench.add_argument(
+        "what", choices=["loops", "gan", "diffusion", "train"], help="what to measure"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)
 
-    data = sub.add_parser("data", help="training data")
-    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="WHAT")
-    prepare = data_sub.add_parser("prepare", help="a folder of audio → 2-bar mel dataset")
-    prepare.add_argument("src", type=Path, help="folder of WAV/FLAC/AIFF/MP3/OGG files")
-    prepare.add_argument("out", type=Path, help="dataset folder (extended if present)")
-    prepare.add_argument("--material", required=True, help="e.g. drums, bass, pads")
-    prepare.add_argument("--tempos", type=Path, help="CSV file,tempo[,licence] (else estimated)")
-    prepare.add_argument("--licence", default="", help="licence of the material")
-    _config_flags(data)
-
-    train = sub.add_parser("train", help="training runs")
-    train_sub = train.add_subparsers(dest="train_command", required=True, metavar="WHAT")
-    lora = train_sub.add_parser("lora", help="LoRA fine-tuning of Stable Audio Open")
-    lora.add_argument("data", type=Path, help="CSV (file,caption) or JSONL of recordings")
-    lora.add_argument("--base", type=Path, required=True, help="the base pipeline folder")
-    lora.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
-    lora.add_argument("--steps", type=int, default=1000)
-    lora.add_argument("--batch", type=int, default=2)
-    lora.add_argument("--lr", type=float, default=1e-4, help="learning rate")
-    lora.add_argument("--rank", type=int, default=16)
-    lora.add_argument("--alpha", type=int, default=16)
-    lora.add_argument("--seconds", type=float, default=10.0, help="chunk length")
-    lora.add_argument("--save-every", type=int, default=100)
-    lora.add_argument("--seed", type=int, default=0)
-    _config_flags(train)
+    add_training_parsers(sub, _config_flags)
 
     device = sub.add_parser("device", help="Max for Live device tools")
     device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
@@ -198,43 +178,6 @@ def _cmd_bench(args: argparse.Namespace, config: Config) -> int:
     return run_bench(args.what, config, as_json=args.json)
 
 
-def _cmd_data(args: argparse.Namespace, config: Config) -> int:
-    from rig.train.data import prepare_dataset
-
-    if not args.src.is_dir():
-        raise ValueError(f"{args.src} is not a folder")
-    report = prepare_dataset(args.src, args.out, args.material, args.tempos, args.licence)
-    print(
-        f"{report.files} files read ({report.resumed} done before), {report.segments} "
-        f"segments kept, {report.silent} silent and {report.duplicates} duplicates dropped, "
-        f"{len(report.skipped)} files skipped",
-        file=sys.stderr,
-    )
-    for line in report.skipped:
-        print(f"  skipped {line}", file=sys.stderr)
-    print(args.out)
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace, config: Config) -> int:
-    from rig.train.lora import LoraSettings, train_lora
-
-    if args.steps < 1 or args.batch < 1 or args.rank < 1 or args.seconds <= 0:
-        raise ValueError("--steps, --batch and --rank must be ≥ 1 and --seconds > 0")
-    settings = LoraSettings(
-        steps=args.steps,
-        batch=args.batch,
-        learning_rate=args.lr,
-        rank=args.rank,
-        alpha=args.alpha,
-        seconds=args.seconds,
-        save_every=max(1, args.save_every),
-        seed=args.seed,
-    )
-    print(train_lora(args.data, args.base, args.out, settings))
-    return 0
-
-
 def _cmd_device(args: argparse.Namespace, config: Config) -> int:
     if args.device_command == "build":
         from rig.device.build import build_device
@@ -284,6 +227,5 @@ COMMANDS = {
     "doctor": _cmd_doctor,
     "bench": _cmd_bench,
     "device": _cmd_device,
-    "train": _cmd_train,
-    "data": _cmd_data,
+    **TRAINING_COMMANDS,
 }

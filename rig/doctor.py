@@ -22,7 +22,6 @@ from rig.link import Link, LinkEvent, RetryPolicy
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 OPTIONAL_TOOLS = {
-    "fluidsynth": "renders the default training corpus",
     "rubberband": "higher-quality time-stretching",
     "sox": "audio conversions in scripts",
     "chromium": "the browser tests",
@@ -150,6 +149,7 @@ def check_tools(config: Config) -> list[Finding]:
         findings.append(
             Finding(OK, tool, path) if path else Finding(WARN, tool, f"not found (for {purpose})")
         )
+    findings.append(check_corpus_tools())
     for package, purpose in {"gradio": "the web UI", "diffusers": "diffusion engines"}.items():
         present = importlib.util.find_spec(package) is not None
         findings.append(
@@ -160,6 +160,18 @@ def check_tools(config: Config) -> list[Finding]:
             )
         )
     return findings
+
+
+def check_corpus_tools() -> Finding:
+    """What ``rig data demo`` needs: fluidsynth, the FluidR3 GM font and sonic-pi-samples."""
+    from rig.train.demo import MATERIALS, DemoError
+    from rig.train.demo import check_tools as check_demo_tools
+
+    try:
+        check_demo_tools(MATERIALS)
+    except DemoError as error:
+        return Finding(WARN, "demo corpus", str(error))
+    return Finding(OK, "demo corpus", "fluidsynth, FluidR3_GM and sonic-pi-samples installed")
 
 
 def check_ui_port(config: Config) -> Finding:

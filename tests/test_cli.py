@@ -192,6 +192,19 @@ def test_bench_gan_json(tmp_path: Path) -> None:
     assert figures["generator_mparams"] > figures["tiny_generator_mparams"]
 
 
+def test_bench_train_json(tmp_path: Path) -> None:
+    out = run("bench", "train", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    for name in (
+        "stylegan2_step_s",
+        "stylegan2_r1_step_s",
+        "vocoder_step_s",
+        "vocoder_adversarial_step_s",
+    ):
+        assert figures[name] > 0, name  # figures are printed, never compared in a test
+
+
 def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_udp_port()
     with socket.socket() as probe:

@@ -1,5 +1,6 @@
-"""`rig data prepare`: bar-grid segments at 120 BPM, silent and duplicate segments dropped, bad
-files skipped and listed, resumable."""
+"""`rig data prepare`: bar-grid segments at 120 BPM from stereo and mono files at several rates,
+declared or tracked bar lines, silent and duplicate segments dropped, bad files skipped and listed,
+resumable."""
 
 from __future__ import annotations
 
@@ -8,26 +9,27 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import safetensors.torch
 import soundfile
 
-from rig.train.data import load_dataset, prepare_dataset
+from rig.train.data import load_dataset, prepare_dataset, read_tempos
 
 RATE = 22050
 
 
-def groove(tempo: float, seconds: float, pitch: float, seed: int) -> np.ndarray:
-    """Noise hits on every beat and a rising tone: ``[samples, 2]``."""
+def groove(tempo: float, seconds: float, pitch: float, seed: int, rate: int = RATE) -> np.ndarray:
+    """Noise hits on every beat and a rising tone: ``[samples, 2]`` at ``rate``."""
     rng = np.random.default_rng(seed)
-    n = round(seconds * RATE)
-    t = np.arange(n) / RATE
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
     hits = np.zeros(n)
-    decay = np.exp(-np.arange(RATE // 10) / (0.015 * RATE))
+    decay = np.exp(-np.arange(rate // 10) / (0.015 * rate))
     for start in np.arange(0.1, seconds, 60.0 / tempo):
-        i = round(start * RATE)
+        i = round(start * rate)
         hits[i : i + decay.size] += decay[: max(0, min(decay.size, n - i))]
     glide = pitch * (1.0 + t / seconds)  # the tone rises: no two bars alike
-    mono = 0.5 * hits * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * np.cumsum(glide) / RATE)
+    mono = 0.5 * hits * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * np.cumsum(glide) / rate)
     return np.stack([mono, mono], axis=1).astype(np.float32)
 
 
@@ -39,27 +41,38 @@ def test_prepare_resume_and_skip(tmp_path: Path) -> None:
     shutil.copy(src / "a.wav", src / "z-copy.wav")  # every segment a duplicate
     soundfile.write(src / "quiet.wav", np.zeros((RATE * 9, 2), np.float32), RATE)
     (src / "broken.wav").write_bytes(b"RIFF....not audio")
+    odd = groove(120.0, 9.0, 70.0, 7, rate=11025)[:, 0]  # mono at an odd rate, bars from 0.5 s
+    soundfile.write(src / "mono-11k.wav", np.concatenate([np.zeros(5512, np.float32), odd]), 11025)
+    soundfile.write(src / "hi.flac", groove(120.0, 8.5, 90.0, 8, rate=48000), 48000)
     tempos = tmp_path / "tempos.csv"
-    tempos.write_text("file,tempo,licence\na.wav,100,CC0\nz-copy.wav,100,CC0\nquiet.wav,120,CC0\n")
+    tempos.write_text(
+        "file,tempo,licence,offset\na.wav,100,CC0,\nz-copy.wav,100,CC0,\nquiet.wav,120,CC0,\n"
+        "mono-11k.wav,120,CC0,0.5\nhi.flac,120,,\n"
+    )
 
     report = prepare_dataset(src, out, "drums", tempos, licence="own")
-    assert report.files == 4 and report.resumed == 0
+    assert report.files == 6 and report.resumed == 0
     assert [line.split(":")[0] for line in report.skipped] == ["broken.wav"]
-    assert report.silent == 2 and report.duplicates == 2  # the copy of a.wav adds nothing
+    assert report.silent == 2 and report.duplicates >= 2  # at least the copy of a.wav
     mels, stats = load_dataset(out)
     assert mels.shape == (report.segments, 80, 256) and report.segments >= 3
     assert torch_finite(mels) and stats["mean"].shape == (80,) and (stats["std"] > 0).all()
     entries = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     segments = [e for e in entries if "shard" in e]
+    assert not [e for e in segments if e["source"] == "z-copy.wav"]  # the copy adds nothing
     a = [e for e in segments if e["source"] == "a.wav"]
     assert a and all(e["tempo"] == 100.0 and e["licence"] == "CC0" for e in a)
     assert a[1]["offset_s"] - a[0]["offset_s"] == 4.8  # 2 bars of 4 at 100 BPM
     b = [e for e in segments if e["source"] == "sub/b.flac"]
     assert b and all(e["licence"] == "own" and abs(e["tempo"] - 120) < 8 for e in b)
+    mono = [e for e in segments if e["source"] == "mono-11k.wav"]
+    assert mono and {e["offset_s"] for e in mono} <= {0.5, 4.5}  # from the declared bar line
+    hi = [e for e in segments if e["source"] == "hi.flac"]
+    assert hi and hi[0]["licence"] == "own"  # an empty licence cell takes --licence
     assert "broken.wav" in (out / "skipped.txt").read_text()
 
     again = prepare_dataset(src, out, "drums", tempos)  # resumes: nothing read twice
-    assert (again.files, again.resumed, again.segments) == (0, 4, 0)
+    assert (again.files, again.resumed, again.segments) == (0, 6, 0)
     assert len(again.skipped) == 1  # broken.wav is tried again, and listed again
     soundfile.write(src / "c.wav", groove(110.0, 10.0, 110.0, 3), RATE)
     more = prepare_dataset(src, out, "drums", tempos)
@@ -93,3 +106,14 @@ def test_cli(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "1 files read" in out.stderr and out.stdout.strip() == str(tmp_path / "out")
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["material"] == "bass"
+
+
+def test_tempo_csv_errors_name_the_row(tmp_path: Path) -> None:
+
+    table = tmp_path / "tempos.csv"
+    table.write_text("file,tempo,licence,offset\na.wav,120,CC0,0.25\nb.wav,90,,\n")
+    rows = read_tempos(table)
+    assert rows["a.wav"].offset == 0.25 and rows["b.wav"].offset is None
+    table.write_text("file,tempo,licence,offset\na.wav,120,CC0,soon\n")
+    with pytest.raises(ValueError, match=r"row 1 needs .* numeric offset"):
+        read_tempos(table)

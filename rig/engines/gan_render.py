@@ -60,6 +60,21 @@ def wrap_frames(mel: torch.Tensor, pad: int) -> torch.Tensor:
     return torch.cat([mel[..., -pad:], mel, mel[..., :pad]], dim=-1) if pad else mel
 
 
+def vocode_loops(vocoder: torch.nn.Module, mel: torch.Tensor, hop: int) -> torch.Tensor:
+    """``[B, n_mels, frames]`` natural-log mel of circular loops → ``[B, frames · hop]`` audio,
+    the vocoder seeing ``WRAP_FRAMES`` of wrapped context on each side (no seam at the loop
+    point)."""
+    pad = min(WRAP_FRAMES, mel.shape[-1])
+    audio = vocoder(wrap_frames(mel, pad))[:, 0].float()
+    return audio[:, pad * hop : audio.shape[-1] - pad * hop]
+
+
+def synthesize(model: LoopModel, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
+    """``[B, w_dim]`` latents → ``[B, frames · hop]`` mono loops (float32, no autocast)."""
+    spec = model.generator.synthesis(model.generator.broadcast(ws), noise)[:, 0].float()
+    return vocode_loops(model.vocoder, model.mel.denormalize(spec), model.audio.mel.hop)
+
+
 def render(
     model: LoopModel,
     ws: torch.Tensor,
@@ -88,10 +103,7 @@ def render(
         _sync(device)
         seconds["synthesis"] = time.perf_counter() - start
         start = time.perf_counter()
-        hop = model.audio.mel.hop
-        pad = min(WRAP_FRAMES, mel.shape[-1])
-        audio = model.vocoder(wrap_frames(mel, pad))[:, 0].float()
-        audio = audio[:, pad * hop : audio.shape[-1] - pad * hop]
+        audio = vocode_loops(model.vocoder, mel, model.audio.mel.hop)
         _sync(device)
     sources = audio.cpu().numpy()
     seconds["vocoder"] = time.perf_counter() - start

@@ -280,24 +280,45 @@ class DiscriminatorConfig:
     mbstd_group: int = 4  # minibatch-stddev group size
 
 
+class EqualConv2d(nn.Module):
+    """Convolution with equalised learning rate and circular time padding (``[B, C, M, T]``)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.pad = kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, cin, H, W]`` → ``[B, cout, H, W]``."""
+        return F.conv2d(circular_time_pad(x, self.pad), self.weight * self.scale, self.bias)
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2) * math.sqrt(2)
+
+
 class DiscriminatorBlock(nn.Module):
     """Two 3×3 convs and a residual 1×1, then 2× average-pool downsampling."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv0 = nn.Conv2d(cin, cin, 3, padding=1)
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+        self.conv0 = EqualConv2d(cin, cin, 3)
+        self.conv1 = EqualConv2d(cin, cout, 3)
+        self.skip = EqualConv2d(cin, cout, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, cin, H, W]`` → ``[B, cout, H/2, W/2]``."""
-        y = F.leaky_relu(self.conv0(x), 0.2)
-        y = F.avg_pool2d(F.leaky_relu(self.conv1(y), 0.2), 2)
+        y = F.avg_pool2d(_lrelu(self.conv1(_lrelu(self.conv0(x)))), 2)
         return (y + F.avg_pool2d(self.skip(x), 2)) / math.sqrt(2)
 
 
 class Discriminator(nn.Module):
-    """Residual discriminator with minibatch standard deviation; ``[B, 1, M, T]`` → ``[B]``."""
+    """Residual discriminator with minibatch standard deviation; ``[B, 1, M, T]`` → ``[B]``.
+
+    Equalised learning rate throughout (as in StyleGAN2: the learning rate of 0.002 assumes it)
+    and circular padding in time, like the generator."""
 
     def __init__(self, gen: GeneratorConfig, cfg: DiscriminatorConfig | None = None) -> None:
         super().__init__()
@@ -306,11 +327,11 @@ class Discriminator(nn.Module):
             raise ValueError(f"discriminator needs {gen.levels} channel sizes, got {cfg.channels}")
         self.group = cfg.mbstd_group
         c = cfg.channels
-        self.from_mel = nn.Conv2d(1, c[0], 1)
+        self.from_mel = EqualConv2d(1, c[0], 1)
         self.blocks = nn.ModuleList(DiscriminatorBlock(c[i], c[i + 1]) for i in range(len(c) - 1))
-        self.final_conv = nn.Conv2d(c[-1] + 1, c[-1], 3, padding=1)
-        self.fc = nn.Linear(c[-1] * gen.start[0] * gen.start[1], c[-1])
-        self.out = nn.Linear(c[-1], 1)
+        self.final_conv = EqualConv2d(c[-1] + 1, c[-1], 3)
+        self.fc = EqualLinear(c[-1] * gen.start[0] * gen.start[1], c[-1], act=True)
+        self.out = EqualLinear(c[-1], 1)
 
     def minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
         """Append one feature map: the std over groups of samples, averaged, ``[B, C+1, H, W]``."""
@@ -325,9 +346,8 @@ class Discriminator(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Logits ``[B]`` for ``[B, 1, n_mels, frames]`` normalised log-mel."""
-        x = F.leaky_relu(self.from_mel(mel), 0.2)
+        x = _lrelu(self.from_mel(mel))
         for block in self.blocks:
             x = block(x)
-        x = F.leaky_relu(self.final_conv(self.minibatch_std(x)), 0.2)
-        x = F.leaky_relu(self.fc(x.flatten(1)), 0.2)
-        return self.out(x).squeeze(1)
+        x = _lrelu(self.final_conv(self.minibatch_std(x)))
+        return self.out(self.fc(x.flatten(1))).squeeze(1)

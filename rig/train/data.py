@@ -1,12 +1,13 @@
 """``rig data prepare``: any folder of audio → a compact dataset of 2-bar mel spectrograms for
 training the GAN loop models.
 
-Per file: the tempo from a CSV (``file,tempo[,licence]``) or librosa's beat tracker; the first
-tracked beat is taken as a bar start (no downbeat detection); the audio is cut on that bar grid into
-``bars``-bar segments, each time-stretched to the dataset tempo (120 BPM: 4 s for 2 bars of 4),
-resampled to the model rate and turned into a log-mel ``[n_mels, frames]`` by the model's own front
-end (:class:`rig.nn.mel.MelFrontEnd`). Silent segments and near-duplicates (cosine similarity of a
-coarse mel fingerprint above a threshold) are dropped.
+Per file: the tempo from a CSV (``file,tempo[,licence][,offset]``) or librosa's beat tracker; the
+given offset (seconds) or else the first tracked beat is taken as a bar start (no downbeat
+detection); the audio is cut on that bar grid into ``bars``-bar segments, each time-stretched
+to the dataset tempo (120 BPM: 4 s for 2 bars of 4), resampled to the model rate and turned into
+a log-mel ``[n_mels, frames]`` by the model's own front end (:class:`rig.nn.mel.MelFrontEnd`).
+Silent segments and near-duplicates (cosine similarity of a coarse mel fingerprint above a
+threshold) are dropped.
 
 The output folder::
 
@@ -61,17 +62,34 @@ class DataReport:
     skipped: list[str] = field(default_factory=list)  # "file: why"
 
 
-def read_tempos(path: Path | None) -> dict[str, tuple[float, str]]:
-    """``file,tempo[,licence]`` rows → {file name or relative path: (tempo, licence)}."""
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the tempo CSV declares about one source file."""
+
+    tempo: float  # BPM
+    licence: str = ""
+    offset: float | None = None  # seconds to the first bar line (None: the first tracked beat)
+
+
+def read_tempos(path: Path | None) -> dict[str, SourceInfo]:
+    """``file,tempo[,licence][,offset]`` rows → {file name or relative path: info}."""
     if path is None:
         return {}
     rows = csv.DictReader(path.read_text(encoding="utf-8").splitlines())
     table = {}
     for number, row in enumerate(rows, 1):
         try:
-            table[row["file"].strip()] = (float(row["tempo"]), (row.get("licence") or "").strip())
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: row {number} needs a file and a numeric tempo") from None
+            offset = (row.get("offset") or "").strip()
+            table[row["file"].strip()] = SourceInfo(
+                float(row["tempo"]),
+                (row.get("licence") or "").strip(),
+                float(offset) if offset else None,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(
+                f"{path}: row {number} needs a file, a numeric tempo and, if given, a "
+                "numeric offset"
+            ) from None
     return table
 
 
@@ -84,19 +102,27 @@ def bar_segments(
         (offset in the source in seconds, ``[2, samples]`` at ``audio.mel.sr``) per segment.
     """
     grid = settings.audio
-    beats = grid.bars * grid.beats_per_bar
-    source_len = beats * 60.0 / tempo  # seconds of one segment in the source
+    source_len = grid.bars * grid.beats_per_bar * 60.0 / tempo  # seconds of one segment
     segments = []
     offset = first_beat_s
     while offset + source_len <= audio.shape[1] / rate + 1e-6:
-        piece = audio[:, round(offset * rate) : round((offset + source_len) * rate)]
-        piece = stretch(piece, grid.bpm / tempo) if abs(tempo - grid.bpm) > 1e-3 else piece
-        piece = resample(piece, rate, grid.mel.sr)
-        exact = np.zeros((piece.shape[0], grid.samples), dtype=np.float32)
-        exact[:, : min(grid.samples, piece.shape[1])] = piece[:, : grid.samples]
-        segments.append((round(offset, 4), exact))
+        segments.append((round(offset, 4), cut_segment(audio, rate, tempo, offset, grid)))
         offset += source_len
     return segments
+
+
+def cut_segment(
+    audio: np.ndarray, rate: int, tempo: float, offset_s: float, grid: LoopAudio
+) -> np.ndarray:
+    """The segment of ``grid.bars`` bars at ``tempo`` starting ``offset_s`` into ``[C, T]``
+    audio at ``rate``, stretched to the grid's tempo and resampled: ``[C, grid.samples]``."""
+    source_len = grid.bars * grid.beats_per_bar * 60.0 / tempo
+    piece = audio[:, round(offset_s * rate) : round((offset_s + source_len) * rate)]
+    piece = stretch(piece, grid.bpm / tempo) if abs(tempo - grid.bpm) > 1e-3 else piece
+    piece = resample(piece, rate, grid.mel.sr)
+    exact = np.zeros((piece.shape[0], grid.samples), dtype=np.float32)
+    exact[:, : min(grid.samples, piece.shape[1])] = piece[:, : grid.samples]
+    return exact
 
 
 class Fingerprints:
@@ -173,7 +199,7 @@ def prepare_dataset(
     if report.skipped:
         with (out / "skipped.txt").open("a", encoding="utf-8") as skipped:
             skipped.write("".join(line + "\n" for line in report.skipped))
-    _write_summary(out, material, settings)
+    _write_summary(src, out, material, settings)
     return report
 
 
@@ -187,7 +213,7 @@ def _finished_sources(manifest: Path) -> set[str]:
 def _file_segments(
     path: Path,
     name: str,
-    table: dict[str, tuple[float, str]],
+    table: dict[str, SourceInfo],
     licence: str,
     settings: DataSettings,
     front: MelFrontEnd,
@@ -198,14 +224,15 @@ def _file_segments(
 
     audio, rate = read_audio(path)
     mono = audio.mean(axis=0)
-    tempo_given = table.get(name) or table.get(path.name)
-    tempo, beats = librosa.beat.beat_track(y=mono, sr=rate, units="time")
-    tempo = float(np.atleast_1d(tempo)[0])
-    if tempo_given is not None:
-        tempo = tempo_given[0]
+    given = table.get(name) or table.get(path.name)
+    if given is not None and given.offset is not None:
+        tempo, first = given.tempo, given.offset
+    else:
+        tracked, beats = librosa.beat.beat_track(y=mono, sr=rate, units="time")
+        tempo = given.tempo if given else float(np.atleast_1d(tracked)[0])
+        first = float(beats[0]) if len(beats) else 0.0
     if not 40.0 <= tempo <= 300.0:
         raise ValueError(f"tempo {tempo:.1f} BPM is outside 40-300 (give it in the tempo CSV)")
-    first = float(beats[0]) if len(beats) else 0.0
     kept = []
     for offset, piece in bar_segments(audio, rate, tempo, first, settings):
         rms = float(np.sqrt(np.mean(piece**2)))
@@ -224,14 +251,14 @@ def _file_segments(
                     "source": name,
                     "offset_s": offset,
                     "tempo": round(tempo, 3),
-                    "licence": (tempo_given[1] if tempo_given else "") or licence,
+                    "licence": (given.licence if given else "") or licence,
                 },
             )
         )
     return kept
 
 
-def _write_summary(out: Path, material: str, settings: DataSettings) -> None:
+def _write_summary(src: Path, out: Path, material: str, settings: DataSettings) -> None:
     """dataset.json and the per-bin statistics over every shard."""
     total, sums, squares = 0, None, None
     for shard in sorted((out / "shards").glob("*.safetensors")):
@@ -249,6 +276,7 @@ def _write_summary(out: Path, material: str, settings: DataSettings) -> None:
     summary = {
         "format_version": 1,
         "material": material,
+        "source_dir": str(src.resolve()),
         "segments": total // max(1, settings.audio.frames),
         "audio": settings.audio.to_dict(),
     }
@@ -261,3 +289,37 @@ def load_dataset(folder: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     mels = [safetensors.torch.load_file(str(s))["mels"].float() for s in shards]
     stats = safetensors.torch.load_file(str(folder / "stats.safetensors"))
     return (torch.cat(mels) if mels else torch.zeros(0)), stats
+
+
+def dataset_audio(folder: Path, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """The audio of a prepared dataset's segments, cut again from the source files the manifest
+    names (``dataset.json`` ``source_dir``): ``[N, samples]`` mono at the dataset rate.
+
+    ``limit`` segments at most, drawn at random (``seed``) from the whole set.
+
+    Raises:
+        ValueError: the dataset has no recorded source folder or its sources are gone.
+    """
+    info = json.loads((folder / "dataset.json").read_text())
+    if "source_dir" not in info:
+        raise ValueError(f"{folder}/dataset.json records no source_dir: prepare it again")
+    grid = LoopAudio.from_dict(info["audio"])
+    source = Path(info["source_dir"])
+    entries = [
+        json.loads(line)
+        for line in (folder / "manifest.jsonl").read_text().splitlines()
+        if line.strip() and '"offset_s"' in line
+    ]
+    if limit is not None and limit < len(entries):
+        picked = np.random.default_rng(seed).choice(len(entries), limit, replace=False)
+        entries = [entries[i] for i in sorted(picked)]
+    pieces = []
+    for name in dict.fromkeys(entry["source"] for entry in entries):
+        try:
+            audio, rate = read_audio(source / name)
+        except LoopError as error:
+            raise ValueError(f"{folder}: its source {source / name} is gone ({error})") from None
+        mono = audio.mean(axis=0, keepdims=True)
+        for entry in (e for e in entries if e["source"] == name):
+            pieces.append(cut_segment(mono, rate, entry["tempo"], entry["offset_s"], grid)[0])
+    return np.stack(pieces) if pieces else np.zeros((0, grid.samples), dtype=np.float32)

@@ -34,6 +34,13 @@ import torch
 
 from rig.loops import read_audio, resample
 from rig.prompt import PromptError, format_prompt, parse_prompt
+from rig.train.run import (
+    load_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    plot_losses,
+    save_checkpoint,
+)
 
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections of the DiT
 ADAPTER_FILE, ADAPTER_CONFIG = "adapter.safetensors", "adapter.json"
@@ -191,7 +198,6 @@ def train_lora(data: Path, base: Path, out: Path, settings: LoraSettings) -> Pat
             if step % settings.save_every == 0 or step == settings.steps:
                 _checkpoint(
                     out / "checkpoint",
-                    transformer,
                     optimizer,
                     step,
                     get_peft_model_state_dict(transformer),
@@ -282,63 +288,25 @@ def _loss(pipe: Any, batch: list[_Example]) -> torch.Tensor:
     return (weight * (denoised - x0) ** 2).mean()
 
 
-def _checkpoint(
-    folder: Path, model: Any, optimizer: Any, step: int, adapter: dict[str, torch.Tensor]
-) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {f"adapter/{k}": v.detach().contiguous() for k, v in adapter.items()}
-    for index, state in optimizer.state_dict()["state"].items():
-        for name, value in state.items():
-            tensors[f"optimizer/{index}/{name}"] = torch.as_tensor(value).contiguous()
-    part = folder / "checkpoint.safetensors.part"
-    safetensors.torch.save_file(tensors, str(part))
-    part.replace(folder / "checkpoint.safetensors")
-    (folder / "state.json").write_text(json.dumps({"step": step}) + "\n")
+def _checkpoint(folder: Path, optimizer: Any, step: int, adapter: dict[str, torch.Tensor]) -> None:
+    tensors = {f"adapter/{k}": v for k, v in adapter.items()}
+    save_checkpoint(folder, {**tensors, **optimizer_tensors("adam", optimizer)}, {"step": step})
 
 
 def _resume(folder: Path, model: Any, optimizer: Any) -> int:
     """Load the last checkpoint into ``model`` and ``optimizer``; returns its step (0: none)."""
     from peft import set_peft_model_state_dict
 
-    if not (folder / "state.json").is_file():
+    found = load_checkpoint(folder)
+    if found is None:
         return 0
-    tensors = safetensors.torch.load_file(str(folder / "checkpoint.safetensors"))
+    tensors, state = found
     adapter = {
         k.removeprefix("adapter/"): v for k, v in tensors.items() if k.startswith("adapter/")
     }
     set_peft_model_state_dict(model, adapter)
-    state = optimizer.state_dict()
-    for key, value in tensors.items():
-        if key.startswith("optimizer/"):
-            _, index, name = key.split("/")
-            state["state"].setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict(state)
-    return int(json.loads((folder / "state.json").read_text())["step"])
-
-
-def plot_losses(log: Path, image: Path, width: int = 640, height: int = 240) -> None:
-    """The loss curve of ``loss.jsonl`` as a PNG (log scale; Pillow, no plotting library)."""
-    from PIL import Image, ImageDraw
-
-    losses = [json.loads(line)["loss"] for line in log.read_text().splitlines() if line.strip()]
-    picture = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(picture)
-    if losses:
-        values = np.log10(np.maximum(np.array(losses), 1e-12))
-        low, high = float(values.min()), float(values.max())
-        span = (high - low) or 1.0
-        points = [
-            (
-                10 + (width - 20) * i / max(1, len(values) - 1),
-                height - 10 - (height - 20) * (v - low) / span,
-            )
-            for i, v in enumerate(values)
-        ]
-        draw.line(points if len(points) > 1 else points * 2, fill=(182, 54, 121), width=2)
-        draw.text(
-            (12, 6), f"loss {losses[0]:.4g} → {losses[-1]:.4g} ({len(losses)} steps)", fill="black"
-        )
-    picture.save(image)
+    load_optimizer("adam", optimizer, tensors)
+    return int(state["step"])
 
 
 # -- inference ---------------------------------------------------------------------------------

@@ -14,14 +14,9 @@ import soundfile
 from PIL import Image
 
 from rig.link import LinkState
+from rig.pictures import PALETTE, mel_image
 from rig.session import Job
 from rig.takes import Take
-
-# A dark-to-bright palette (black → purple → orange → pale yellow), 256 entries.
-_ANCHORS = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]])
-PALETTE = np.stack(
-    [np.interp(np.linspace(0, 4, 256), np.arange(5), _ANCHORS[:, c]) for c in range(3)], axis=1
-).astype(np.uint8)
 
 
 def _mono(path: Path) -> tuple[np.ndarray, int]:
@@ -43,14 +38,6 @@ def spectrogram_image(path: Path, width: int = 640, height: int = 200) -> Image.
     level = np.clip((db - (db.max() - 80.0)) / 80.0, 0.0, 1.0)
     pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
     return Image.fromarray(pixels).resize((width, height), Image.Resampling.BILINEAR)
-
-
-def mel_image(log_mel: np.ndarray, width: int = 640, height: int = 200) -> Image.Image:
-    """An engine's ``[n_mels, frames]`` log-mel spectrogram (low bins at the bottom) as an image."""
-    low, high = float(log_mel.min()), float(log_mel.max())
-    level = (log_mel - low) / ((high - low) or 1.0)
-    pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
-    return Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
 
 
 def take_spectrogram(take: Take, width: int = 640, height: int = 200) -> Image.Image:

@@ -1,0 +1,181 @@
+"""``rig train directions MODEL``: named and principal directions in a loop model's w space.
+
+- Principal directions (GANSpace, Härkönen et al. 2020): PCA of w over ``samples`` mapped latents;
+  the top ``components`` become ``pc1 …`` with a range of ±2 standard deviations along each.
+- Named directions: loops are generated for the same latents and measured (onset density →
+  ``complexity``, energy below 150 Hz → ``bass``, spectral centroid → ``brightness``,
+  :mod:`rig.train.features`); a ridge regression of each feature on w gives its direction, with a
+  range of ±2 standard deviations of w along it.
+- Every direction is then checked on fresh latents: the loops are rendered at five amounts across
+  the range and the feature is measured at each; the mean change from the low to the high end and
+  the share of latents on which it rises are stored with the direction (``config.json``), so a
+  card can say whether "brightness" really brightens.
+
+The model folder's ``directions.safetensors`` and the ``directions`` section of its ``config.json``
+are replaced; everything else is left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rig.checkpoint import DIRECTIONS_FILE, load_loop_model
+from rig.train.card import refresh_card, update_config
+from rig.train.features import NAMED_FEATURES
+
+Renderer = Callable[[torch.Tensor], np.ndarray]  # [B, w_dim] → [B, samples] mono audio
+Feature = Callable[[np.ndarray, int], float]
+RANGE_SIGMAS = 2.0
+CHECK_LATENTS = 24
+CHECK_AMOUNTS = 5
+
+
+@dataclass
+class FittedDirection:
+    """A unit direction in w, its suggested range, and what moving along it did."""
+
+    vector: torch.Tensor  # [w_dim], unit length
+    low: float
+    high: float
+    description: str
+    feature: str = ""  # the feature checked along it ("" for principal directions)
+    change: float = 0.0  # mean feature change from low to high
+    rises: float = 0.0  # share of checked latents whose feature rose from low to high
+
+
+def principal_directions(ws: torch.Tensor, count: int) -> list[tuple[torch.Tensor, float, float]]:
+    """Top ``count`` principal axes of ``[N, w_dim]`` latents: (unit vector, std along it,
+    share of the variance)."""
+    centred = ws - ws.mean(dim=0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    variance = singular**2 / max(1, len(ws) - 1)
+    share = variance / variance.sum()
+    return [
+        (vh[i] / vh[i].norm(), float(variance[i].sqrt()), float(share[i]))
+        for i in range(min(count, len(vh)))
+    ]
+
+
+def regression_direction(ws: torch.Tensor, values: np.ndarray, ridge: float = 1.0) -> torch.Tensor:
+    """The unit direction in w along which ``values`` ``[N]`` grow (ridge regression on centred
+    w)."""
+    x = (ws - ws.mean(dim=0)).double()
+    y = torch.from_numpy(np.asarray(values, dtype=np.float64))
+    y = (y - y.mean()) / (y.std() + 1e-12)
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    beta = torch.linalg.solve(x.T @ x + ridge * eye, x.T @ y)
+    return (beta / (beta.norm() + 1e-12)).float()
+
+
+def measure(render: Renderer, ws: torch.Tensor, feature: Feature, rate: int) -> np.ndarray:
+    """``feature`` of the loop rendered for each of ``[N, w_dim]`` latents → ``[N]``."""
+    audio = render(ws)
+    return np.array([feature(loop, rate) for loop in audio])
+
+
+def check_direction(
+    render: Renderer,
+    ws: torch.Tensor,
+    direction: FittedDirection,
+    feature: Feature,
+    rate: int,
+) -> tuple[float, float]:
+    """Move each of ``[N, w_dim]`` latents across the direction's range; returns (mean feature
+    change from low to high, share of latents whose feature rose)."""
+    amounts = np.linspace(direction.low, direction.high, CHECK_AMOUNTS)
+    values = np.stack(
+        [measure(render, ws + float(a) * direction.vector, feature, rate) for a in amounts]
+    )  # [amounts, N]
+    change = values[-1] - values[0]
+    return float(change.mean()), float((change > 0).mean())
+
+
+def fit_named(
+    render: Renderer, ws: torch.Tensor, check_ws: torch.Tensor, rate: int
+) -> dict[str, FittedDirection]:
+    """Feature-labelled directions from ``[N, w_dim]`` latents, checked on ``check_ws``."""
+    audio = render(ws)
+    fitted = {}
+    for name, (feature, text) in NAMED_FEATURES.items():
+        values = np.array([feature(loop, rate) for loop in audio])
+        vector = regression_direction(ws, values)
+        spread = float(((ws - ws.mean(dim=0)) @ vector).std())
+        direction = FittedDirection(
+            vector,
+            -RANGE_SIGMAS * spread,
+            RANGE_SIGMAS * spread,
+            f"raises the {text}",
+            feature=feature.__name__,
+        )
+        direction.change, direction.rises = check_direction(
+            render, check_ws, direction, feature, rate
+        )
+        fitted[name] = direction
+    return fitted
+
+
+def fit_directions(
+    folder: Path, samples: int = 512, components: int = 3, seed: int = 0
+) -> dict[str, str]:
+    """Fit, check and store the directions of the model in ``folder``; returns one line per
+    direction saying what it does."""
+    from rig.engines.gan_render import synthesize
+
+    model = load_loop_model(folder)
+    model.directions = {}
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(samples + CHECK_LATENTS, model.generator.cfg.z_dim, generator=rng)
+    with torch.no_grad():
+        all_ws = model.generator.mapping(z)
+    ws, check_ws = all_ws[:samples], all_ws[samples:]
+
+    @torch.no_grad()
+    def render(batch: torch.Tensor) -> np.ndarray:
+        return np.concatenate([synthesize(model, part).numpy() for part in batch.split(32)])
+
+    rate = model.audio.mel.sr
+    fitted = fit_named(render, ws, check_ws, rate)
+    for index, (vector, std, share) in enumerate(principal_directions(ws, components), 1):
+        fitted[f"pc{index}"] = FittedDirection(
+            vector,
+            -RANGE_SIGMAS * std,
+            RANGE_SIGMAS * std,
+            f"principal component {index} of w ({100 * share:.0f} % of its variance)",
+        )
+    _store(folder, fitted)
+    return {name: _summary(d) for name, d in fitted.items()}
+
+
+def _summary(direction: FittedDirection) -> str:
+    span = f"range {direction.low:+.2f} … {direction.high:+.2f}"
+    if not direction.feature:
+        return f"{span}; {direction.description}"
+    return (
+        f"{span}; {direction.feature} changes by {direction.change:+.3g} from low to high, "
+        f"rising on {100 * direction.rises:.0f} % of {CHECK_LATENTS} latents"
+    )
+
+
+def _store(folder: Path, fitted: dict[str, FittedDirection]) -> None:
+    """Replace ``directions.safetensors`` and the ``directions`` of ``config.json``; refresh the
+    card."""
+    import safetensors.torch
+
+    tensors = {name: d.vector.contiguous() for name, d in fitted.items()}
+    safetensors.torch.save_file(tensors, str(folder / DIRECTIONS_FILE))
+    listed = {}
+    for name, d in fitted.items():
+        entry: dict[str, object] = {
+            "range": [round(d.low, 4), round(d.high, 4)],
+            "description": d.description,
+        }
+        if d.feature:
+            entry["check"] = {"feature": d.feature, "change": d.change, "rises": d.rises}
+        listed[name] = entry
+    update_config(folder, directions=listed)
+    refresh_card(folder)

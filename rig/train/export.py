@@ -1,0 +1,145 @@
+"""``rig export RUN --name NAME``: a training run → a release folder under ``models/``.
+
+A StyleGAN2 run becomes a loop model (its EMA generator, the dataset's mel statistics, the shared
+vocoder it names); a vocoder run becomes a shared vocoder folder. The training facts go into
+``config.json`` (``"training"``) and the card. With ``--heldout`` the folder is evaluated at once
+(``rig eval``), and its metrics go into the card too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+
+from rig import __version__
+from rig.checkpoint import (
+    LoopAudio,
+    load_vocoder_folder,
+    new_loop_model,
+    save_loop_model,
+    save_vocoder,
+)
+from rig.nn.mel import MelSpec
+from rig.nn.stylegan2 import GeneratorConfig
+from rig.nn.vocoder import build_vocoder, vocoder_config
+from rig.release import CheckpointError, read_config
+from rig.train.card import refresh_card, update_config
+from rig.train.run import TrainError, load_checkpoint, load_module
+
+STATS_FILE = "stats.safetensors"
+
+
+def export_run(
+    run: Path,
+    name: str,
+    models: Path,
+    vocoder: str | None = None,
+    tags: tuple[str, ...] = (),
+    heldout: Path | None = None,
+) -> Path:
+    """Export ``run`` as ``models/name``; returns the release folder."""
+    if not name or "/" in name or name.startswith("."):
+        raise TrainError(f"{name!r} is not a folder name for a release")
+    config = _run_config(run)
+    found = load_checkpoint(run / "checkpoint")
+    if found is None:
+        raise TrainError(f"{run} has no checkpoint yet: train it first")
+    tensors, state = found
+    folder = models / name
+    if config["kind"] == "vocoder_run":
+        _export_vocoder(config, tensors, folder)
+    else:
+        if not vocoder:
+            raise TrainError("a loop model needs --vocoder NAME (a shared vocoder folder)")
+        _export_generator(run, config, tensors, folder, name, vocoder, tags)
+    update_config(folder, name=name, training=_training_facts(config, state))
+    refresh_card(folder)
+    if heldout is not None and config["kind"] == "stylegan2_run":
+        from rig.train.evaluate import evaluate_model
+
+        evaluate_model(folder, heldout)
+    return folder
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    path = run / "config.json"
+    if not path.is_file():
+        raise TrainError(f"{run} is not a training run folder (no config.json)")
+    config = json.loads(path.read_text())
+    if config.get("kind") not in ("stylegan2_run", "vocoder_run"):
+        raise TrainError(f"{run}: cannot export a {config.get('kind')!r} run")
+    return config
+
+
+def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> None:
+    cfg = vocoder_config(config["vocoder"])
+    network = build_vocoder(cfg)
+    load_module("vocoder", network, tensors)
+    mel = LoopAudio.from_dict(config["audio"]).mel
+    save_vocoder(network, cfg, mel, folder)
+
+
+def _export_generator(
+    run: Path,
+    config: dict[str, Any],
+    tensors: dict,
+    folder: Path,
+    name: str,
+    vocoder: str,
+    tags: tuple[str, ...],
+) -> None:
+    audio = LoopAudio.from_dict(config["audio"])
+    shared = folder.parent / vocoder
+    try:
+        voc_config = read_config(shared)
+    except CheckpointError as error:
+        raise TrainError(f"--vocoder {vocoder}: {error}") from None
+    if voc_config.get("kind") != "vocoder" or MelSpec(**voc_config["audio"]) != audio.mel:
+        raise TrainError(f"{shared} is not a vocoder folder for this model's audio settings")
+    load_vocoder_folder(shared)  # refuses weights that do not fit before anything is written
+    material = str(config.get("material", ""))
+    model = new_loop_model(
+        name,
+        audio,
+        GeneratorConfig.from_dict(config["generator"]),
+        vocoder_config(voc_config["vocoder"]),
+        material=material,
+        tags=tags or ((material,) if material else ()),
+    )
+    load_module("G_ema", model.generator, tensors)
+    stats = safetensors.torch.load_file(str(run / STATS_FILE))
+    model.mel.set_statistics(stats["mean"], stats["std"])
+    model.shared_vocoder = vocoder
+    save_loop_model(model, folder)
+
+
+def _training_facts(config: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    datasets = config.get("datasets") or [config.get("dataset")]
+    return {
+        "run_kind": config["kind"],
+        "data": [_dataset_facts(Path(d)) for d in datasets if d],
+        "steps": state.get("step"),
+        "batch": config.get("settings", {}).get("batch"),
+        "wall_hours": round(float(state.get("wall_seconds", 0.0)) / 3600, 3),
+        "hardware": state.get("device", "CPU"),
+        "exported": datetime.date.today().isoformat(),
+        "rig_version": __version__,
+    }
+
+
+def _dataset_facts(dataset: Path) -> dict[str, Any]:
+    """Material, loop count and licences (with counts) of a prepared dataset."""
+    facts: dict[str, Any] = {"dataset": dataset.name}
+    manifest = dataset / "manifest.jsonl"
+    if manifest.is_file():
+        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+        segments = [r for r in rows if "offset_s" in r]
+        facts["segments"] = len(segments)
+        facts["material"] = segments[0].get("material", "") if segments else ""
+        facts["licences"] = dict(Counter(r.get("licence", "") for r in segments))
+    return facts

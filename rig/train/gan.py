@@ -1,0 +1,356 @@
+"""``rig train stylegan2``: train a spectrogram StyleGAN2 on a prepared dataset.
+
+Objective as in StyleGAN2 (Karras et al. 2020, and its official config "paper256" for the
+numbers): non-saturating logistic loss, lazy R1 on reals every ``r1_every`` steps (γ/2 · ‖∇D‖²,
+scaled by the interval), style mixing, Adam (β = 0, 0.99) with the lazy-regularisation correction
+of lr and β, an EMA generator with a half-life of ``ema_kimg`` thousand images ramped up over the
+first steps (``ema_rampup``), and ``w_avg`` tracked for truncation. bf16 autocast on CUDA.
+
+A run folder holds ``config.json`` (dataset, model and settings), ``checkpoint/`` (G, D, G_ema,
+both optimizers, step, wall time; resumes), ``loss.jsonl``, ``loss.png`` and ``previews/``
+(``step-NNNNNN.png``: a spectrogram grid of the EMA generator for fixed latents, and
+``step-NNNNNN.wav``: those loops back to back through ``--vocoder`` or Griffin-Lim).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rig.checkpoint import LoopAudio
+from rig.engines.device import pick_device
+from rig.nn.mel import MelFrontEnd
+from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
+from rig.train.data import load_dataset
+from rig.train.run import (
+    LossLog,
+    TrainError,
+    hardware,
+    load_checkpoint,
+    load_module,
+    load_optimizer,
+    module_tensors,
+    optimizer_tensors,
+    plot_losses,
+    save_checkpoint,
+)
+
+LOSS_KEYS = ("d_loss", "g_loss", "r1")
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """One StyleGAN2 run."""
+
+    steps: int = 20_000
+    minutes: float = 0.0  # stop after this much wall time in this process (0: no limit)
+    batch: int = 16
+    learning_rate: float = 0.002
+    r1_gamma: float = 1.0
+    r1_every: int = 16
+    mixing: float = 0.5  # probability of style mixing per batch
+    ema_kimg: float = 2.0  # EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen
+    save_every: int = 500
+    preview_every: int = 1000
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """What a run is trained on and how; stored as the run's ``config.json``."""
+
+    dataset: str
+    material: str
+    audio: dict
+    generator: dict
+    settings: dict
+
+
+def train_stylegan2(
+    dataset: Path,
+    out: Path,
+    settings: GanSettings | None = None,
+    generator: GeneratorConfig | None = None,
+    vocoder: Path | None = None,
+) -> Path:
+    """Train (or resume) a StyleGAN2 run in ``out`` on the prepared ``dataset``; returns ``out``."""
+    from tqdm import tqdm
+
+    settings = settings or GanSettings()
+    mels, stats, audio, material = _load_training_set(dataset)
+    cfg = _run_config(out, dataset, material, audio, generator or GeneratorConfig(), settings)
+    if cfg.output_shape != tuple(mels.shape[1:]):
+        raise TrainError(
+            f"{dataset} holds {tuple(mels.shape[1:])} (mels, frames) spectrograms but the "
+            f"generator makes {cfg.output_shape}"
+        )
+    if not (out / "stats.safetensors").is_file():  # the run keeps its own copy for export
+        shutil.copyfile(dataset / "stats.safetensors", out / "stats.safetensors")
+    device = pick_device(settings.device)
+    torch.manual_seed(settings.seed)
+    front = MelFrontEnd(audio.mel)
+    front.set_statistics(stats["mean"], stats["std"])
+    reals = front.normalize(mels)[:, None]  # [N, 1, n_mels, frames]
+    G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    ratio = settings.r1_every / (settings.r1_every + 1)
+    opt_g = torch.optim.Adam(G.parameters(), lr=settings.learning_rate, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(
+        D.parameters(), lr=settings.learning_rate * ratio, betas=(0.0, 0.99**ratio)
+    )
+    step, wall = _resume(out, G, D, G_ema, opt_g, opt_d)
+    log = LossLog(out / "loss.jsonl")
+    fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
+    rng = torch.Generator().manual_seed(settings.seed + step)
+    started = time.monotonic()
+    bar = tqdm(total=settings.steps, initial=step, desc=f"stylegan2 {material}", unit="step")
+    while step < settings.steps:
+        if settings.minutes and time.monotonic() - started > settings.minutes * 60:
+            break
+        real = reals[torch.randint(len(reals), (settings.batch,), generator=rng)].to(device)
+        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device)
+        step += 1
+        _update_ema(G_ema, G, step, settings)
+        bar.update(1)
+        if step % settings.log_every == 0:
+            log.write(step, losses)
+            bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+        last = step == settings.steps
+        if step % settings.save_every == 0 or last:
+            wall_now = wall + time.monotonic() - started
+            _save(out, G, D, G_ema, opt_g, opt_d, step, wall_now, device)
+        if step % settings.preview_every == 0 or last:
+            write_preview(
+                G_ema, front, fixed_z.to(device), out / "previews" / f"step-{step:06d}", vocoder
+            )
+    bar.close()
+    log.close()
+    _save(out, G, D, G_ema, opt_g, opt_d, step, wall + time.monotonic() - started, device)
+    plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
+    return out
+
+
+def _load_training_set(dataset: Path) -> tuple[torch.Tensor, dict, LoopAudio, str]:
+    summary = dataset / "dataset.json"
+    if not summary.is_file():
+        raise TrainError(
+            f"{dataset} is not a prepared dataset (no dataset.json): run rig data prepare"
+        )
+    info = json.loads(summary.read_text())
+    mels, stats = load_dataset(dataset)
+    if mels.ndim != 3 or len(mels) < 2:
+        raise TrainError(f"{dataset} has {len(mels)} segments; at least 2 are needed")
+    return mels, stats, LoopAudio.from_dict(info["audio"]), str(info.get("material", ""))
+
+
+def _run_config(
+    out: Path,
+    dataset: Path,
+    material: str,
+    audio: LoopAudio,
+    generator: GeneratorConfig,
+    settings: GanSettings,
+) -> GeneratorConfig:
+    """Write ``config.json`` for a new run, or read it back (the generator config of a resumed run
+    wins over ``generator``)."""
+    path = out / "config.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        return GeneratorConfig.from_dict(stored["generator"])
+    out.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(
+        str(dataset.resolve()),
+        material,
+        audio.to_dict(),
+        generator.to_dict(),
+        dataclasses.asdict(settings),
+    )
+    path.write_text(
+        json.dumps({"kind": "stylegan2_run", **dataclasses.asdict(run)}, indent=2) + "\n"
+    )
+    return generator
+
+
+def _train_step(
+    G: Generator,
+    D: Discriminator,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    step: int,
+    settings: GanSettings,
+    device: torch.device,
+) -> dict[str, float]:
+    """One D step (with lazy R1 every ``r1_every``) and one G step. Returns the losses."""
+    batch, z_dim = real.shape[0], G.cfg.z_dim
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def fake_batch() -> torch.Tensor:
+        z = torch.randn(batch, z_dim, device=device)
+        mix = (
+            torch.randn(batch, z_dim, device=device) if np.random.rand() < settings.mixing else None
+        )
+        layer = int(np.random.randint(1, G.cfg.num_ws)) if mix is not None else None
+        return G(z, noise="random", mix_z=mix, mix_layer=layer)
+
+    # Discriminator: softplus(D(fake)) + softplus(-D(real)).
+    G.requires_grad_(False)
+    D.requires_grad_(True)
+    with autocast:
+        fake = fake_batch()
+        real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
+    d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    r1 = 0.0
+    if step % settings.r1_every == 0:
+        real_r1 = real.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
+        penalty = grad.square().sum(dim=(1, 2, 3)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        (penalty * settings.r1_gamma / 2 * settings.r1_every).backward()
+        opt_d.step()
+        r1 = float(penalty.detach())
+    # Generator: softplus(-D(G(z))), tracking w_avg.
+    G.requires_grad_(True)
+    D.requires_grad_(False)
+    with autocast:
+        with torch.no_grad():
+            G.mapping(torch.randn(batch, z_dim, device=device), track_beta=0.995)
+        g_loss = F.softplus(-D(fake_batch()).float()).mean()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {
+        "d_loss": float(d_loss.detach()),
+        "g_loss": float(g_loss.detach()),
+        "r1": r1,
+        "real_score": float(real_logits.detach().mean()),
+        "fake_score": float(fake_logits.detach().mean()),
+    }
+
+
+def _update_ema(G_ema: Generator, G: Generator, step: int, settings: GanSettings) -> None:
+    """EMA of the weights (buffers such as ``w_avg`` are copied)."""
+    images = step * settings.batch
+    half_life = min(settings.ema_kimg * 1000, images * settings.ema_rampup)
+    beta = 0.5 ** (settings.batch / max(half_life, 1e-8))
+    with torch.no_grad():
+        for ema, live in zip(G_ema.parameters(), G.parameters(), strict=True):
+            ema.lerp_(live, 1 - beta)
+        for ema_buffer, live_buffer in zip(G_ema.buffers(), G.buffers(), strict=True):
+            ema_buffer.copy_(live_buffer)
+
+
+def _save(
+    out: Path,
+    G: Generator,
+    D: Discriminator,
+    G_ema: Generator,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    step: int,
+    wall: float,
+    device: torch.device,
+) -> None:
+    tensors = {
+        **module_tensors("G", G),
+        **module_tensors("D", D),
+        **module_tensors("G_ema", G_ema),
+        **optimizer_tensors("G", opt_g),
+        **optimizer_tensors("D", opt_d),
+    }
+    save_checkpoint(
+        out / "checkpoint",
+        tensors,
+        {"step": step, "wall_seconds": round(wall, 1), "device": hardware(device)},
+    )
+
+
+def _resume(
+    out: Path,
+    G: Generator,
+    D: Discriminator,
+    G_ema: Generator,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+) -> tuple[int, float]:
+    """Load the run's checkpoint, if any; returns (step, wall seconds so far)."""
+    found = load_checkpoint(out / "checkpoint")
+    if found is None:
+        return 0, 0.0
+    tensors, state = found
+    for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
+        load_module(name, module, tensors)
+    load_optimizer("G", opt_g, tensors)
+    load_optimizer("D", opt_d, tensors)
+    return int(state["step"]), float(state.get("wall_seconds", 0.0))
+
+
+@torch.no_grad()
+def write_preview(
+    G: Generator, front: MelFrontEnd, z: torch.Tensor, stem: Path, vocoder: Path | None
+) -> None:
+    """``stem.png``: the spectrograms of ``G(z)`` in a grid; ``stem.wav``: them back to back."""
+    import soundfile
+
+    from rig.pictures import spectrogram_grid
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    normalized = G(z, noise="const")[:, 0].float().cpu()  # [B, n_mels, frames]
+    spectrogram_grid(normalized.numpy()).save(stem.with_suffix(".png"))
+    log_mel = front.denormalize(normalized)
+    audio = mel_to_audio(log_mel, front, vocoder)
+    soundfile.write(str(stem.with_suffix(".wav")), audio.reshape(-1).numpy(), front.spec.sr)
+
+
+def mel_to_audio(log_mel: torch.Tensor, front: MelFrontEnd, vocoder: Path | None) -> torch.Tensor:
+    """``[B, n_mels, frames]`` natural-log mel → ``[B, frames · hop]`` audio, peak ≤ 0.9, through
+    the vocoder folder if given, else Griffin-Lim (32 iterations)."""
+    if vocoder is not None:
+        from rig.checkpoint import load_vocoder_folder
+
+        network = load_vocoder_folder(vocoder)
+        audio = network(log_mel)[:, 0]
+    else:
+        audio = griffin_lim(log_mel, front, iterations=32)
+    peak = float(audio.abs().max())
+    return audio * (0.9 / peak if peak > 0.9 else 1.0)
+
+
+def griffin_lim(log_mel: torch.Tensor, front: MelFrontEnd, iterations: int = 64) -> torch.Tensor:
+    """``[B, n_mels, frames]`` natural-log mel → ``[B, frames · hop]`` by Griffin-Lim
+    (librosa's mel inversion: NNLS to a linear spectrogram, then ``iterations`` of phase)."""
+    import librosa
+
+    s = front.spec
+    # One more frame, wrapped from the start (the loops are circular), so that the centred STFT
+    # of the result has exactly the given frames.
+    mel = np.exp(torch.cat([log_mel, log_mel[..., :1]], dim=-1).double().numpy())
+    audio = librosa.feature.inverse.mel_to_audio(
+        mel,
+        sr=s.sr,
+        n_fft=s.n_fft,
+        hop_length=s.hop,
+        win_length=s.win,
+        power=1.0,
+        n_iter=iterations,
+        fmin=s.fmin,
+        fmax=s.fmax,
+        pad_mode="constant",
+        length=log_mel.shape[-1] * s.hop,
+    )
+    return torch.from_numpy(np.asarray(audio, dtype=np.float32)).reshape(log_mel.shape[0], -1)

@@ -1,0 +1,153 @@
+"""Run folders shared by every trainer: checkpoints with resume, the JSONL loss log and its plot.
+
+A checkpoint is ``checkpoint/checkpoint.safetensors`` (module weights and optimizer state as
+tensors, keys ``<name>/<parameter>`` and ``optimizer/<name>/<index>/<field>``) plus
+``checkpoint/state.json`` (step, wall time and anything else JSON). Both are written to a
+``.part`` file first and then renamed, so a run killed mid-save keeps its previous checkpoint.
+No pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+
+CHECKPOINT, STATE = "checkpoint.safetensors", "state.json"
+
+
+class TrainError(ValueError):
+    """A dataset or run folder that cannot be trained on; the message names it."""
+
+
+COLOURS = ((182, 54, 121), (40, 110, 190), (60, 150, 70), (220, 130, 20), (110, 80, 170))
+
+
+def optimizer_tensors(name: str, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's per-parameter state as ``optimizer/<name>/<index>/<field>`` tensors."""
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for field, value in state.items():
+            tensors[f"optimizer/{name}/{index}/{field}"] = torch.as_tensor(value).contiguous()
+    return tensors
+
+
+def load_optimizer(
+    name: str, optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor]
+) -> None:
+    """Inverse of :func:`optimizer_tensors` (hyper-parameters come from the new optimizer)."""
+    state = optimizer.state_dict()
+    prefix = f"optimizer/{name}/"
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, field = key.removeprefix(prefix).split("/")
+            state["state"].setdefault(int(index), {})[field] = value
+    optimizer.load_state_dict(state)
+
+
+def save_checkpoint(
+    folder: Path, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]
+) -> None:
+    """Atomically write ``tensors`` and ``state`` (JSON) to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / (CHECKPOINT + ".part")
+    safetensors.torch.save_file(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(part)
+    )
+    part.replace(folder / CHECKPOINT)
+    state_part = folder / (STATE + ".part")
+    state_part.write_text(json.dumps(dict(state)) + "\n")
+    state_part.replace(folder / STATE)
+
+
+def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The tensors and state of the checkpoint in ``folder``, or None if there is none."""
+    if not (folder / STATE).is_file() or not (folder / CHECKPOINT).is_file():
+        return None
+    tensors = safetensors.torch.load_file(str(folder / CHECKPOINT))
+    return tensors, json.loads((folder / STATE).read_text())
+
+
+def module_tensors(name: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s state dict under ``<name>/``."""
+    return {f"{name}/{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(name: str, module: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Load the ``<name>/`` tensors into ``module`` (strict)."""
+    prefix = f"{name}/"
+    module.load_state_dict(
+        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+    )
+
+
+class LossLog:
+    """``loss.jsonl``: one JSON object per logged step, appended and flushed."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.handle = path.open("a", encoding="utf-8")
+
+    def write(self, step: int, values: Mapping[str, float]) -> None:
+        """Append ``{"step": step, "time": unix seconds, **values}``."""
+        row = {
+            "step": step,
+            "time": round(time.time(), 3),
+            **{k: float(v) for k, v in values.items()},
+        }
+        self.handle.write(json.dumps(row) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self.handle.close()
+
+
+def plot_losses(
+    log: Path, image: Path, keys: tuple[str, ...] = ("loss",), width: int = 640, height: int = 240
+) -> None:
+    """The curves ``keys`` of a ``loss.jsonl`` as a PNG, each scaled to its own range and smoothed
+    over a window of 1 % of the steps (Pillow, no plotting library)."""
+    from PIL import Image, ImageDraw
+
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    labels = []
+    for colour, key in zip(COLOURS * 4, keys, strict=False):
+        values = np.array([row[key] for row in rows if key in row], dtype=np.float64)
+        if not len(values):
+            continue
+        window = max(1, len(values) // 100)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        low, high = float(smooth.min()), float(smooth.max())
+        span = (high - low) or 1.0
+        points = [
+            (
+                10 + (width - 20) * i / max(1, len(smooth) - 1),
+                height - 10 - (height - 30) * (v - low) / span,
+            )
+            for i, v in enumerate(smooth)
+        ]
+        draw.line(points if len(points) > 1 else points * 2, fill=colour, width=2)
+        labels.append((colour, f"{key} {values[0]:.4g} → {smooth[-1]:.4g}"))
+    x = 12
+    for colour, text in labels:
+        draw.text((x, 4), text, fill=colour)
+        x += 8 + int(draw.textlength(text))
+    draw.text((width - 110, height - 14), f"{len(rows)} log rows", fill="black")
+    picture.save(image)
+
+
+def hardware(device: torch.device) -> str:
+    """What a run trains on, for the model card: the GPU's name or the CPU thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type.upper()}, {torch.get_num_threads()} threads"

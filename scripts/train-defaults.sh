@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The recipe of the shipped default models: the demo corpus, one shared vocoder, one StyleGAN2 per
+# material, then export, directions and evaluation into models/. Every step resumes, so run it
+# again (in a later session) to continue where it stopped; MINUTES bounds each training step's
+# wall time in this call (0: train to the end).
+#
+#   scripts/train-defaults.sh                 # everything, to the end
+#   MINUTES=60 scripts/train-defaults.sh      # at most an hour per training step
+#   MATERIALS="drums bass" scripts/train-defaults.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RIG=${RIG:-.venv/bin/rig}
+RUNS=${RUNS:-runs}
+CORPUS=$RUNS/corpus
+MINUTES=${MINUTES:-0}
+MATERIALS=${MATERIALS:-drums bass pads}
+VOCODER_STEPS=${VOCODER_STEPS:-20000}
+GAN_STEPS=${GAN_STEPS:-20000}
+
+$RIG data demo "$CORPUS"
+$RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
+    --steps "$VOCODER_STEPS" --adversarial-from 6000 --minutes "$MINUTES"
+$RIG export "$RUNS/vocoder" --name vocoder --models models
+for material in $MATERIALS; do
+    $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$material" --steps "$GAN_STEPS" \
+        --minutes "$MINUTES"
+    $RIG export "$RUNS/$material" --name "$material" --models models --vocoder vocoder \
+        --tags "$material"
+    $RIG train directions "models/$material"
+    $RIG eval "models/$material" --data "$CORPUS/$material-heldout" --train "$CORPUS/$material"
+done

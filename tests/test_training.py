@@ -1,0 +1,220 @@
+"""The GAN training pipeline on a tiny dataset built here: StyleGAN2, vocoder (iSTFT and MelGAN)
+and direction training with resume, export → engine load → generate, evaluation, and direction
+fitting on a toy generator with a planted direction."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.torch
+import soundfile
+import torch
+from test_data import RATE, groove
+from tiny_models import TINY_AUDIO, TINY_GENERATOR, TINY_ISTFT, TINY_MELGAN
+
+from rig.checkpoint import load_loop_model
+from rig.config import Config
+from rig.engines.base import Request
+from rig.engines.gan import GanEngine
+from rig.prompt import parse_prompt
+from rig.train.data import DataSettings, dataset_audio, prepare_dataset
+from rig.train.directions import (
+    FittedDirection,
+    check_direction,
+    principal_directions,
+    regression_direction,
+)
+from rig.train.export import export_run
+from rig.train.features import centroid, frechet_distance
+from rig.train.gan import GanSettings, train_stylegan2
+from rig.train.run import TrainError
+from rig.train.vocoder import VocoderSettings, train_vocoder, upsampling_ratios
+
+TWO_STEPS = {"steps": 2, "batch": 2, "save_every": 1, "preview_every": 2, "log_every": 1}
+
+
+def tiny_dataset(folder: Path, seeds: tuple[int, ...]) -> Path:
+    """Grooves at 120 BPM (bar lines from 0 s) prepared at the tiny models' audio settings."""
+    src = folder.with_name(folder.name + "-src")
+    src.mkdir(parents=True)
+    rows = ["file,tempo,licence,offset"]
+    for seed in seeds:
+        soundfile.write(src / f"g{seed}.wav", groove(120.0, 12.5, 60.0 + 20 * seed, seed), RATE)
+        rows.append(f"g{seed}.wav,120,CC0,0")
+    (src / "tempos.csv").write_text("\n".join(rows) + "\n")
+    settings = DataSettings(audio=TINY_AUDIO)
+    prepare_dataset(src, folder, "drums", src / "tempos.csv", settings=settings)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("training")
+    return tiny_dataset(root / "drums", (1, 2, 3)), tiny_dataset(root / "drums-heldout", (4, 5))
+
+
+@pytest.fixture(scope="module")
+def gan_run(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "gan"
+    return train_stylegan2(data[0], out, GanSettings(**TWO_STEPS), TINY_GENERATOR)
+
+
+@pytest.fixture(scope="module")
+def vocoder_run(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "vocoder"
+    settings = VocoderSettings(**TWO_STEPS, adversarial_from=1, segment_frames=16)
+    return train_vocoder([data[0]], out, "istft", settings, TINY_ISTFT)
+
+
+def log_steps(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "loss.jsonl").read_text().splitlines()]
+
+
+def test_dataset_audio_is_the_prepared_segments(data: tuple[Path, Path]) -> None:
+    audio = dataset_audio(data[0])
+    entries = (data[0] / "manifest.jsonl").read_text().count('"offset_s"')
+    assert audio.shape == (entries, TINY_AUDIO.samples) and entries >= 6  # ≤ 3 per file kept
+    assert dataset_audio(data[0], limit=4).shape == (4, TINY_AUDIO.samples)
+
+
+def test_stylegan2_two_steps_then_resume(gan_run: Path, data: tuple[Path, Path]) -> None:
+    assert log_steps(gan_run) == [1, 2]
+    state = json.loads((gan_run / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2 and state["wall_seconds"] > 0
+    tensors = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
+    assert {k.split("/")[0] for k in tensors} == {"G", "D", "G_ema", "optimizer"}
+    assert (gan_run / "previews" / "step-000002.png").is_file()
+    preview, rate = soundfile.read(gan_run / "previews" / "step-000002.wav")
+    assert rate == TINY_AUDIO.mel.sr and len(preview) == 8 * TINY_AUDIO.samples  # 8 fixed latents
+    assert (gan_run / "loss.png").is_file()
+    before = tensors["G_ema/mapping.w_avg"].clone()
+    train_stylegan2(data[0], gan_run, GanSettings(**{**TWO_STEPS, "steps": 3}))
+    assert log_steps(gan_run) == [1, 2, 3]  # resumed at step 2, not from scratch
+    after = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
+    assert not torch.equal(before, after["G_ema/mapping.w_avg"])
+
+
+def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:
+    rows = [json.loads(line) for line in (vocoder_run / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[0]["adversarial"] == 0.0 and rows[1]["adversarial"] > 0.0  # joins at step 1
+    assert rows[1]["discriminator"] > 0.0 and all(r["mel"] > 0 for r in rows)
+    preview, rate = soundfile.read(vocoder_run / "previews" / "step-000002.wav")
+    assert rate == TINY_AUDIO.mel.sr and len(preview) == 2 * 4 * TINY_AUDIO.samples
+
+
+def test_melgan_trainer_smoke(data: tuple[Path, Path], tmp_path: Path) -> None:
+    settings = VocoderSettings(**TWO_STEPS, adversarial_from=0, segment_frames=16)
+    run = train_vocoder([data[0]], tmp_path / "melgan", "melgan", settings, TINY_MELGAN)
+    assert log_steps(run) == [1, 2]
+    assert json.loads((run / "config.json").read_text())["vocoder"]["type"] == "melgan"
+    assert upsampling_ratios(375) == (5, 5, 5, 3) and upsampling_ratios(125) == (5, 5, 5)
+    with pytest.raises(TrainError, match="hop 34"):
+        upsampling_ratios(34)
+
+
+def test_export_load_generate_and_eval(
+    gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], config: Config
+) -> None:
+    models = config.paths.models[0]
+    with pytest.raises(TrainError, match="needs --vocoder"):
+        export_run(gan_run, "drums", models)
+    export_run(vocoder_run, "tiny-vocoder", models)
+    folder = export_run(gan_run, "drums", models, "tiny-vocoder", ("drums", "techno"), data[1])
+    model = load_loop_model(folder)
+    assert model.shared_vocoder == "tiny-vocoder" and model.tags == ("drums", "techno")
+    stats = safetensors.torch.load_file(str(data[0] / "stats.safetensors"))
+    assert torch.allclose(model.mel.mean, stats["mean"])
+    saved = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
+    assert torch.equal(model.generator.mapping.w_avg, saved["G_ema/mapping.w_avg"])
+    config_json = json.loads((folder / "config.json").read_text())
+    training, metrics = config_json["training"], config_json["metrics"]
+    segments = (data[0] / "manifest.jsonl").read_text().count('"offset_s"')
+    assert training["steps"] == 3 and training["data"][0]["segments"] == segments
+    assert training["data"][0]["licences"] == {"CC0": segments}
+    for key in (
+        "vocoder_mel_distance",
+        "griffin_lim_mel_distance",
+        "griffin_lim_own_mel_distance",
+        "vocoder_stft_distance",
+        "fd_generated",
+        "fd_train",
+    ):
+        assert np.isfinite(metrics[key])
+    assert metrics["heldout_loops"] == len(dataset_audio(data[1]))
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"{segments} under CC0" in card and "griffin_lim_mel_distance" in card
+    out = GanEngine(config).generate(
+        Request(parse_prompt("techno"), "gan", seed=3), lambda *a: None
+    )
+    assert out.audio.shape[0] == 2 and out.metadata["model"] == "drums"
+
+
+def test_cli_train_directions_and_eval(
+    gan_run: Path, vocoder_run: Path, data, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    rig = [sys.executable, "-m", "rig"]
+    for args in (
+        ["export", str(vocoder_run), "--name", "voc", "--models", str(models)],
+        ["export", str(gan_run), "--name", "d", "--models", str(models), "--vocoder", "voc"],
+        ["train", "directions", str(models / "d"), "--samples", "24", "--components", "2"],
+        ["eval", str(models / "d"), "--data", str(data[1]), "--loops", "4", "--json"],
+    ):
+        done = subprocess.run([*rig, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["heldout_loops"] == 4 and metrics["fd_ratio"] >= 0
+    config = json.loads((models / "d" / "config.json").read_text())
+    assert set(config["directions"]) == {"complexity", "bass", "brightness", "pc1", "pc2"}
+    assert config["directions"]["brightness"]["check"]["feature"] == "centroid"
+    assert load_loop_model(models / "d").directions["pc1"].vector.norm() == pytest.approx(1.0)
+    bad = subprocess.run(
+        [*rig, "train", "stylegan2", str(tmp_path), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1 and "is not a prepared dataset" in bad.stderr
+
+
+def test_direction_fitting_recovers_a_planted_direction() -> None:
+    """A toy generator whose brightness follows w · planted: the fitted "brightness" direction
+    must point along the planted one, and moving along it must brighten every loop."""
+    rate, samples, dim = 8000, 8000, 16
+    planted = torch.randn(dim)
+    planted /= planted.norm()
+    noise = torch.from_numpy(np.random.default_rng(0).standard_normal(samples).astype(np.float32))
+    spectrum = torch.fft.rfft(noise)
+    freqs = torch.fft.rfftfreq(samples, 1 / rate)
+
+    def render(ws: torch.Tensor) -> np.ndarray:
+        cutoff = 1000.0 * torch.exp(0.5 * (ws @ planted))  # [B] Hz, brighter along `planted`
+        shaped = spectrum[None] * torch.sigmoid((cutoff[:, None] - freqs[None]) / 50.0)
+        return torch.fft.irfft(shaped, samples).numpy()
+
+    ws = torch.randn(200, dim, generator=torch.Generator().manual_seed(1))
+    values = np.array([centroid(loop, rate) for loop in render(ws)])
+    fitted = regression_direction(ws, values)
+    assert float(fitted @ planted) > 0.95
+    direction = FittedDirection(fitted, -2.0, 2.0, "brightness", "centroid")
+    change, rises = check_direction(render, ws[:10], direction, centroid, rate)
+    assert change > 0 and rises == 1.0
+    backwards = FittedDirection(-fitted, -2.0, 2.0, "darkness", "centroid")
+    assert check_direction(render, ws[:10], backwards, centroid, rate)[1] == 0.0
+    axes = principal_directions(ws * torch.tensor([5.0] + [1.0] * (dim - 1)), 2)
+    assert abs(float(axes[0][0][0])) > 0.9 and axes[0][1] > axes[1][1]  # axis 0 has the variance
+
+
+def test_frechet_distance() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 5))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shifted = frechet_distance(a, a + 2.0)
+    assert shifted == pytest.approx(5 * 4.0, rel=1e-6)  # ‖μ‖² of a shift by 2 in 5 dimensions
+    assert frechet_distance(a, rng.standard_normal((400, 5))) < 0.5
