@@ -32,16 +32,10 @@ from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.train.data import load_dataset
 from rig.train.run import (
+    Checkpointer,
     LossLog,
     TrainError,
-    hardware,
-    load_checkpoint,
-    load_module,
-    load_optimizer,
-    module_tensors,
-    optimizer_tensors,
     plot_losses,
-    save_checkpoint,
 )
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
@@ -110,7 +104,13 @@ def train_stylegan2(
     opt_d = torch.optim.Adam(
         D.parameters(), lr=settings.learning_rate * ratio, betas=(0.0, 0.99**ratio)
     )
-    step, wall = _resume(out, G, D, G_ema, opt_g, opt_d)
+    checkpoints = Checkpointer(
+        out / "checkpoint",
+        {"G": G, "D": D, "G_ema": G_ema},
+        {"G": opt_g, "D": opt_d},
+        device,
+    )
+    step, wall = checkpoints.resume()
     log = LossLog(out / "loss.jsonl")
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
     rng = torch.Generator().manual_seed(settings.seed + step)
@@ -129,15 +129,14 @@ def train_stylegan2(
             bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
         last = step == settings.steps
         if step % settings.save_every == 0 or last:
-            wall_now = wall + time.monotonic() - started
-            _save(out, G, D, G_ema, opt_g, opt_d, step, wall_now, device)
+            checkpoints.save(step, wall + time.monotonic() - started)
         if step % settings.preview_every == 0 or last:
             write_preview(
                 G_ema, front, fixed_z.to(device), out / "previews" / f"step-{step:06d}", vocoder
             )
     bar.close()
     log.close()
-    _save(out, G, D, G_ema, opt_g, opt_d, step, wall + time.monotonic() - started, device)
+    checkpoints.save(step, wall + time.monotonic() - started)
     plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
     return out
 
@@ -253,51 +252,6 @@ def _update_ema(G_ema: Generator, G: Generator, step: int, settings: GanSettings
             ema.lerp_(live, 1 - beta)
         for ema_buffer, live_buffer in zip(G_ema.buffers(), G.buffers(), strict=True):
             ema_buffer.copy_(live_buffer)
-
-
-def _save(
-    out: Path,
-    G: Generator,
-    D: Discriminator,
-    G_ema: Generator,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    step: int,
-    wall: float,
-    device: torch.device,
-) -> None:
-    tensors = {
-        **module_tensors("G", G),
-        **module_tensors("D", D),
-        **module_tensors("G_ema", G_ema),
-        **optimizer_tensors("G", opt_g),
-        **optimizer_tensors("D", opt_d),
-    }
-    save_checkpoint(
-        out / "checkpoint",
-        tensors,
-        {"step": step, "wall_seconds": round(wall, 1), "device": hardware(device)},
-    )
-
-
-def _resume(
-    out: Path,
-    G: Generator,
-    D: Discriminator,
-    G_ema: Generator,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-) -> tuple[int, float]:
-    """Load the run's checkpoint, if any; returns (step, wall seconds so far)."""
-    found = load_checkpoint(out / "checkpoint")
-    if found is None:
-        return 0, 0.0
-    tensors, state = found
-    for name, module in (("G", G), ("D", D), ("G_ema", G_ema)):
-        load_module(name, module, tensors)
-    load_optimizer("G", opt_g, tensors)
-    load_optimizer("D", opt_d, tensors)
-    return int(state["step"]), float(state.get("wall_seconds", 0.0))
 
 
 @torch.no_grad()

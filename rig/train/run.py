@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,42 @@ def load_module(name: str, module: torch.nn.Module, tensors: Mapping[str, torch.
     module.load_state_dict(
         {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
     )
+
+
+@dataclass
+class Checkpointer:
+    """The modules and optimizers of a run, by name, saved to and resumed from ``folder``."""
+
+    folder: Path
+    modules: Mapping[str, torch.nn.Module]
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    device: torch.device
+
+    def save(self, step: int, wall_seconds: float) -> None:
+        """Write every weight and optimizer state with the step, wall time and hardware."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, module in self.modules.items():
+            tensors.update(module_tensors(name, module))
+        for name, optimizer in self.optimizers.items():
+            tensors.update(optimizer_tensors(name, optimizer))
+        state = {
+            "step": step,
+            "wall_seconds": round(wall_seconds, 1),
+            "device": hardware(self.device),
+        }
+        save_checkpoint(self.folder, tensors, state)
+
+    def resume(self) -> tuple[int, float]:
+        """Load the last checkpoint, if any; returns (step, wall seconds so far), (0, 0) if none."""
+        found = load_checkpoint(self.folder)
+        if found is None:
+            return 0, 0.0
+        tensors, state = found
+        for name, module in self.modules.items():
+            load_module(name, module, tensors)
+        for name, optimizer in self.optimizers.items():
+            load_optimizer(name, optimizer, tensors)
+        return int(state["step"]), float(state.get("wall_seconds", 0.0))
 
 
 class LossLog:

@@ -35,16 +35,10 @@ from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
 from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config
 from rig.train.data import dataset_audio
 from rig.train.run import (
+    Checkpointer,
     LossLog,
     TrainError,
-    hardware,
-    load_checkpoint,
-    load_module,
-    load_optimizer,
-    module_tensors,
-    optimizer_tensors,
     plot_losses,
-    save_checkpoint,
 )
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
@@ -126,7 +120,13 @@ def train_vocoder(
     vocoder, critic = build_vocoder(cfg).to(device), MultiScaleDiscriminator().to(device)
     opt_v = torch.optim.Adam(vocoder.parameters(), settings.learning_rate, betas=(0.8, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), settings.learning_rate, betas=(0.8, 0.99))
-    step, wall = _resume(out, vocoder, critic, opt_v, opt_d)
+    checkpoints = Checkpointer(
+        out / "checkpoint",
+        {"vocoder": vocoder, "critic": critic},
+        {"vocoder": opt_v, "critic": opt_d},
+        device,
+    )
+    step, wall = checkpoints.resume()
     log = LossLog(out / "loss.jsonl")
     rng = torch.Generator().manual_seed(settings.seed + step)
     started = time.monotonic()
@@ -143,16 +143,14 @@ def train_vocoder(
             bar.set_postfix(mel=f"{losses['mel']:.3f}")
         last = step == settings.steps
         if step % settings.save_every == 0 or last:
-            _save(
-                out, vocoder, critic, opt_v, opt_d, step, wall + time.monotonic() - started, device
-            )
+            checkpoints.save(step, wall + time.monotonic() - started)
         if step % settings.preview_every == 0 or last:
             _preview(
                 vocoder, front, clips[:4].to(device), out / "previews" / f"step-{step:06d}.wav"
             )
     bar.close()
     log.close()
-    _save(out, vocoder, critic, opt_v, opt_d, step, wall + time.monotonic() - started, device)
+    checkpoints.save(step, wall + time.monotonic() - started)
     plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
     return out
 
@@ -277,44 +275,6 @@ def _train_step(
         "adversarial": float(g_adv),
         "discriminator": float(d_loss),
     }
-
-
-def _save(
-    out: Path,
-    vocoder: nn.Module,
-    critic: nn.Module,
-    opt_v: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    step: int,
-    wall: float,
-    device: torch.device,
-) -> None:
-    tensors = {
-        **module_tensors("vocoder", vocoder),
-        **module_tensors("critic", critic),
-        **optimizer_tensors("vocoder", opt_v),
-        **optimizer_tensors("critic", opt_d),
-    }
-    state = {"step": step, "wall_seconds": round(wall, 1), "device": hardware(device)}
-    save_checkpoint(out / "checkpoint", tensors, state)
-
-
-def _resume(
-    out: Path,
-    vocoder: nn.Module,
-    critic: nn.Module,
-    opt_v: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-) -> tuple[int, float]:
-    found = load_checkpoint(out / "checkpoint")
-    if found is None:
-        return 0, 0.0
-    tensors, state = found
-    load_module("vocoder", vocoder, tensors)
-    load_module("critic", critic, tensors)
-    load_optimizer("vocoder", opt_v, tensors)
-    load_optimizer("critic", opt_d, tensors)
-    return int(state["step"]), float(state.get("wall_seconds", 0.0))
 
 
 @torch.no_grad()
