@@ -22,6 +22,7 @@ from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
 from rig.prompt import parse_prompt
+from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
 from rig.train.directions import (
     FittedDirection,
@@ -149,6 +150,8 @@ def test_export_load_generate_and_eval(
     assert metrics["heldout_loops"] == len(dataset_audio(data[1]))
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"{segments} under CC0" in card and "griffin_lim_mel_distance" in card
+    ratio_met = metrics["fd_ratio"] < 0.5
+    assert f"{'met' if ratio_met else 'NOT met'}: feature FD below 50%" in card
     out = GanEngine(config).generate(
         Request(parse_prompt("techno"), "gan", seed=3), lambda *a: None
     )
@@ -218,3 +221,30 @@ def test_frechet_distance() -> None:
     shifted = frechet_distance(a, a + 2.0)
     assert shifted == pytest.approx(5 * 4.0, rel=1e-6)  # ‖μ‖² of a shift by 2 in 5 dimensions
     assert frechet_distance(a, rng.standard_normal((400, 5))) < 0.5
+
+
+def test_card_says_which_shipping_bars_are_met() -> None:
+    config = {
+        "name": "x",
+        "metrics": {"vocoder_mel_distance": 0.3, "griffin_lim_mel_distance": 0.22, "fd_ratio": 0.4},
+        "directions": {
+            "bass": {
+                "range": [-1, 1],
+                "check": {"feature": "bass_energy", "change": 1.2, "rises": 0.9},
+            },
+            "brightness": {
+                "range": [-1, 1],
+                "check": {"feature": "centroid", "change": 5, "rises": 0.5},
+            },
+            "pc1": {"range": [-2, 2], "description": "principal component 1"},
+        },
+    }
+    assert [(what.split()[0], ok) for what, ok, _ in shipping_bars(config)] == [
+        ("the", False),  # 0.3 is not below Griffin-Lim's 0.22
+        ("feature", True),
+        ("bass", True),
+        ("brightness", False),  # rises on only half the latents
+    ]
+    card = render_card(config)
+    assert "NOT met: the vocoder beats Griffin-Lim on mel distance (0.3 vs 0.22)" in card
+    assert shipping_bars({"name": "fresh"}) == [] and "Bars" not in render_card({"name": "fresh"})

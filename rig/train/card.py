@@ -45,10 +45,51 @@ def render_card(config: dict[str, Any]) -> str:
     lines += _training(config.get("training", {}))
     lines += _metrics(config.get("metrics", {}))
     lines += _directions(config.get("directions", {}))
+    bars = shipping_bars(config)
+    if bars:
+        lines += ["## Bars for a shipped default model", ""]
+        lines += [f"- {'met' if ok else 'NOT met'}: {what} ({detail})" for what, ok, detail in bars]
+        lines.append("")
     notes = config.get("notes", [])
     if notes:
         lines += ["## Known weaknesses and notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+RISES_BAR = 0.75  # share of checked latents on which a named direction must move its feature up
+FD_RATIO_BAR = 0.5  # generator FD at most this fraction of the shuffled-frame baseline's
+
+
+def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """The bars a shipped default model must meet, as far as ``config`` has the numbers:
+    (what, met, the figures). Empty before ``rig eval`` and ``rig train directions``."""
+    metrics, bars = config.get("metrics", {}), []
+    if "vocoder_mel_distance" in metrics:
+        ours, theirs = metrics["vocoder_mel_distance"], metrics["griffin_lim_mel_distance"]
+        bars.append(
+            ("the vocoder beats Griffin-Lim on mel distance", ours < theirs, f"{ours} vs {theirs}")
+        )
+    if "fd_ratio" in metrics:
+        ratio = metrics["fd_ratio"]
+        bars.append(
+            (
+                f"feature FD below {FD_RATIO_BAR:.0%} of the shuffled-frame baseline",
+                ratio < FD_RATIO_BAR,
+                f"ratio {ratio}",
+            )
+        )
+    for name, direction in config.get("directions", {}).items():
+        check = direction.get("check")
+        if check:
+            ok = check["change"] > 0 and check["rises"] >= RISES_BAR
+            bars.append(
+                (
+                    f"{name} raises its {check['feature']} across its range",
+                    ok,
+                    f"{check['change']:+.3g}, rising on {100 * check['rises']:.0f} % of latents",
+                )
+            )
+    return bars
 
 
 def _what(config: dict[str, Any]) -> list[str]:
