@@ -42,7 +42,7 @@ devicelint: setup
 	$(BIN)/rig device lint
 
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=12
 
 # The device logic's tests with Node's own runner (no npm packages).
 nodetest:

@@ -18,7 +18,8 @@ from conftest import free_udp_port, step_p95, wrap_jump
 from tiny_models import write_tiny_model
 
 from rig import cli
-from rig.bench import drum_signal
+from rig.bench import bench_train, drum_signal
+from rig.config import Config
 from rig.engines import base
 from rig.loops import loop_length
 from rig.standin import StandInDevice
@@ -192,10 +193,8 @@ def test_bench_gan_json(tmp_path: Path) -> None:
     assert figures["generator_mparams"] > figures["tiny_generator_mparams"]
 
 
-def test_bench_train_json(tmp_path: Path) -> None:
-    out = run("bench", "train", "--json", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
+def test_bench_train_figures(config: Config) -> None:
+    figures = bench_train(config, repeats=1)  # in-process: the CLI path is tested by bench gan
     for name in (
         "stylegan2_step_s",
         "stylegan2_r1_step_s",
