@@ -5,8 +5,11 @@ fitting on a toy generator with a planted direction."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ from rig.train.directions import (
 from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
 from rig.train.gan import GanSettings, train_stylegan2
-from rig.train.run import TrainError
+from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 from rig.train.vocoder import VocoderSettings, train_vocoder, upsampling_ratios
 
 TWO_STEPS = {"steps": 2, "batch": 2, "save_every": 1, "preview_every": 2, "log_every": 1}
@@ -248,3 +251,51 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     card = render_card(config)
     assert "NOT met: the vocoder beats Griffin-Lim on mel distance (0.3 vs 0.22)" in card
     assert shipping_bars({"name": "fresh"}) == [] and "Bars" not in render_card({"name": "fresh"})
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_stopped_run_saves_where_it_was(tmp_path: Path, stop: str) -> None:
+    net = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(net.parameters())
+    checkpoints = Checkpointer(
+        tmp_path / "checkpoint", {"net": net}, {"net": optimizer}, torch.device("cpu")
+    )
+
+    def train_step(step: int) -> dict[str, float]:
+        if step == 3:
+            if stop == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # the handler raises before this returns
+            raise KeyboardInterrupt
+        loss = net(torch.ones(1, 2)).square().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return {"loss": float(loss)}
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(
+            Schedule(10, log_every=1, save_every=100),
+            checkpoints,
+            tmp_path / "l.jsonl",
+            train_step,
+            lambda step: None,
+            "t",
+        )
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 3
+    assert [json.loads(x)["step"] for x in (tmp_path / "l.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+    ]
+    weights = net.weight.detach().clone()
+    again = torch.nn.Linear(2, 2)
+    resumed = Checkpointer(
+        tmp_path / "checkpoint",
+        {"net": again},
+        {"net": torch.optim.Adam(again.parameters())},
+        torch.device("cpu"),
+    )
+    assert resumed.resume()[0] == 3 and torch.equal(again.weight, weights)
+    assert signal.getsignal(signal.SIGTERM) is handler  # the handler is put back

@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import json
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +30,7 @@ from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.train.data import load_dataset
-from rig.train.run import (
-    Checkpointer,
-    LossLog,
-    TrainError,
-    plot_losses,
-)
+from rig.train.run import Checkpointer, Schedule, TrainError, plot_losses, run_steps
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
 
@@ -80,8 +74,6 @@ def train_stylegan2(
     vocoder: Path | None = None,
 ) -> Path:
     """Train (or resume) a StyleGAN2 run in ``out`` on the prepared ``dataset``; returns ``out``."""
-    from tqdm import tqdm
-
     settings = settings or GanSettings()
     mels, stats, audio, material = _load_training_set(dataset)
     cfg = _run_config(out, dataset, material, audio, generator or GeneratorConfig(), settings)
@@ -110,34 +102,26 @@ def train_stylegan2(
         {"G": opt_g, "D": opt_d},
         device,
     )
-    step, wall = checkpoints.resume()
-    log = LossLog(out / "loss.jsonl")
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
-    rng = torch.Generator().manual_seed(settings.seed + step)
-    started = time.monotonic()
-    bar = tqdm(total=settings.steps, initial=step, desc=f"stylegan2 {material}", unit="step")
-    while step < settings.steps:
-        if settings.minutes and time.monotonic() - started > settings.minutes * 60:
-            break
+
+    def train_step(step: int) -> dict[str, float]:
+        rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)  # resumes exactly
         real = reals[torch.randint(len(reals), (settings.batch,), generator=rng)].to(device)
         losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device)
-        step += 1
-        _update_ema(G_ema, G, step, settings)
-        bar.update(1)
-        if step % settings.log_every == 0:
-            log.write(step, losses)
-            bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
-        last = step == settings.steps
-        if step % settings.save_every == 0 or last:
-            checkpoints.save(step, wall + time.monotonic() - started)
-        if step % settings.preview_every == 0 or last:
-            write_preview(
-                G_ema, front, fixed_z.to(device), out / "previews" / f"step-{step:06d}", vocoder
-            )
-    bar.close()
-    log.close()
-    checkpoints.save(step, wall + time.monotonic() - started)
-    plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
+        _update_ema(G_ema, G, step + 1, settings)
+        return losses
+
+    def preview(step: int) -> None:
+        stem = out / "previews" / f"step-{step:06d}"
+        write_preview(G_ema, front, fixed_z.to(device), stem, vocoder)
+
+    schedule = Schedule.of(settings)
+    try:
+        run_steps(
+            schedule, checkpoints, out / "loss.jsonl", train_step, preview, f"stylegan2 {material}"
+        )
+    finally:
+        plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
     return out
 
 

@@ -9,9 +9,12 @@ No pickles.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,81 @@ class Checkpointer:
         for name, optimizer in self.optimizers.items():
             load_optimizer(name, optimizer, tensors)
         return int(state["step"]), float(state.get("wall_seconds", 0.0))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a training loop stops, logs, saves and previews (in steps, and minutes of wall time
+    in this process: 0 = no limit)."""
+
+    steps: int
+    minutes: float = 0.0
+    log_every: int = 10
+    save_every: int = 500
+    preview_every: int = 1000
+
+    @classmethod
+    def of(cls, settings: Any) -> Schedule:
+        """The schedule fields of a trainer's settings (GanSettings, VocoderSettings)."""
+        names = ("steps", "minutes", "log_every", "save_every", "preview_every")
+        return cls(**{name: getattr(settings, name) for name in names})
+
+
+def run_steps(
+    schedule: Schedule,
+    checkpoints: Checkpointer,
+    log_path: Path,
+    train_step: Callable[[int], dict[str, float]],
+    preview: Callable[[int], None],
+    desc: str,
+) -> int:
+    """The loop every trainer shares: resume, then ``train_step(step)`` (step = updates done
+    before it) until ``schedule.steps`` or its time budget, logging, checkpointing and previewing
+    on schedule. Ctrl-C or SIGTERM stops it after saving a checkpoint (then re-raised as
+    KeyboardInterrupt). Returns the step reached."""
+    from tqdm import tqdm
+
+    step, wall = checkpoints.resume()
+    started = time.monotonic()
+    log = LossLog(log_path)
+    bar = tqdm(total=schedule.steps, initial=step, desc=desc, unit="step")
+    try:
+        with _terminate_as_interrupt():
+            while step < schedule.steps:
+                if schedule.minutes and time.monotonic() - started > schedule.minutes * 60:
+                    break
+                losses = train_step(step)
+                step += 1
+                bar.update(1)
+                if step % schedule.log_every == 0:
+                    log.write(step, losses)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(losses.items())[:2]})
+                if step % schedule.save_every == 0:
+                    checkpoints.save(step, wall + time.monotonic() - started)
+                if step % schedule.preview_every == 0 or step == schedule.steps:
+                    preview(step)
+    finally:
+        bar.close()
+        log.close()
+        checkpoints.save(step, wall + time.monotonic() - started)
+    return step
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """In the main thread, let SIGTERM raise KeyboardInterrupt (so the run saves) while inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class LossLog:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +33,7 @@ from rig.nn.mel import MelFrontEnd
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
 from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config
 from rig.train.data import dataset_audio
-from rig.train.run import (
-    Checkpointer,
-    LossLog,
-    TrainError,
-    plot_losses,
-)
+from rig.train.run import Checkpointer, Schedule, TrainError, plot_losses, run_steps
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 LOSS_KEYS = ("mel", "stft", "adversarial", "discriminator")
@@ -102,8 +96,6 @@ def train_vocoder(
 
     ``config`` overrides the shape :func:`default_vocoder` gives ``kind`` (a resumed run keeps
     its own)."""
-    from tqdm import tqdm
-
     settings = settings or VocoderSettings()
     audio_cfg = _common_audio(datasets)
     cfg = _run_config(
@@ -126,32 +118,24 @@ def train_vocoder(
         {"vocoder": opt_v, "critic": opt_d},
         device,
     )
-    step, wall = checkpoints.resume()
-    log = LossLog(out / "loss.jsonl")
-    rng = torch.Generator().manual_seed(settings.seed + step)
-    started = time.monotonic()
-    bar = tqdm(total=settings.steps, initial=step, desc=f"vocoder {cfg.type}", unit="step")
-    while step < settings.steps:
-        if settings.minutes and time.monotonic() - started > settings.minutes * 60:
-            break
-        real = random_crops(clips, settings.batch, settings.segment_frames * audio_cfg.mel.hop, rng)
-        losses = _train_step(vocoder, critic, opt_v, opt_d, front, real.to(device), step, settings)
-        step += 1
-        bar.update(1)
-        if step % settings.log_every == 0:
-            log.write(step, losses)
-            bar.set_postfix(mel=f"{losses['mel']:.3f}")
-        last = step == settings.steps
-        if step % settings.save_every == 0 or last:
-            checkpoints.save(step, wall + time.monotonic() - started)
-        if step % settings.preview_every == 0 or last:
-            _preview(
-                vocoder, front, clips[:4].to(device), out / "previews" / f"step-{step:06d}.wav"
-            )
-    bar.close()
-    log.close()
-    checkpoints.save(step, wall + time.monotonic() - started)
-    plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
+    crop = settings.segment_frames * audio_cfg.mel.hop
+
+    def train_step(step: int) -> dict[str, float]:
+        rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)  # resumes exactly
+        real = random_crops(clips, settings.batch, crop, rng).to(device)
+        return _train_step(vocoder, critic, opt_v, opt_d, front, real, step, settings)
+
+    def preview(step: int) -> None:
+        path = out / "previews" / f"step-{step:06d}.wav"
+        _preview(vocoder, front, clips[:4].to(device), path)
+
+    schedule = Schedule.of(settings)
+    try:
+        run_steps(
+            schedule, checkpoints, out / "loss.jsonl", train_step, preview, f"vocoder {cfg.type}"
+        )
+    finally:
+        plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
     return out
 
 
