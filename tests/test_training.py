@@ -276,19 +276,17 @@ def test_a_stopped_run_saves_where_it_was(tmp_path: Path, stop: str) -> None:
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         run_steps(
+            tmp_path,
             Schedule(10, log_every=1, save_every=100),
             checkpoints,
-            tmp_path / "l.jsonl",
             train_step,
             lambda step: None,
             "t",
         )
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["step"] == 3
-    assert [json.loads(x)["step"] for x in (tmp_path / "l.jsonl").read_text().splitlines()] == [
-        1,
-        2,
-        3,
-    ]
+    logged = (tmp_path / "loss.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in logged] == [1, 2, 3]
+    assert (tmp_path / "loss.png").is_file()
     weights = net.weight.detach().clone()
     again = torch.nn.Linear(2, 2)
     resumed = Checkpointer(

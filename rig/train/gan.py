@@ -30,7 +30,7 @@ from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.train.data import load_dataset
-from rig.train.run import Checkpointer, Schedule, TrainError, plot_losses, run_steps
+from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
 
@@ -115,13 +115,15 @@ def train_stylegan2(
         stem = out / "previews" / f"step-{step:06d}"
         write_preview(G_ema, front, fixed_z.to(device), stem, vocoder)
 
-    schedule = Schedule.of(settings)
-    try:
-        run_steps(
-            schedule, checkpoints, out / "loss.jsonl", train_step, preview, f"stylegan2 {material}"
-        )
-    finally:
-        plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
+    run_steps(
+        out,
+        Schedule.of(settings),
+        checkpoints,
+        train_step,
+        preview,
+        f"stylegan2 {material}",
+        LOSS_KEYS,
+    )
     return out
 
 

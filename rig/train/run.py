@@ -146,22 +146,24 @@ class Schedule:
 
 
 def run_steps(
+    out: Path,
     schedule: Schedule,
     checkpoints: Checkpointer,
-    log_path: Path,
     train_step: Callable[[int], dict[str, float]],
     preview: Callable[[int], None],
     desc: str,
+    plot_keys: tuple[str, ...] = ("loss",),
 ) -> int:
     """The loop every trainer shares: resume, then ``train_step(step)`` (step = updates done
-    before it) until ``schedule.steps`` or its time budget, logging, checkpointing and previewing
-    on schedule. Ctrl-C or SIGTERM stops it after saving a checkpoint (then re-raised as
+    before it) until ``schedule.steps`` or its time budget, logging to ``out/loss.jsonl``,
+    checkpointing and previewing on schedule; at the end ``out/loss.png`` plots ``plot_keys``.
+    Ctrl-C or SIGTERM stops it after saving a checkpoint and the plot (then re-raised as
     KeyboardInterrupt). Returns the step reached."""
     from tqdm import tqdm
 
     step, wall = checkpoints.resume()
     started = time.monotonic()
-    log = LossLog(log_path)
+    log = LossLog(out / "loss.jsonl")
     bar = tqdm(total=schedule.steps, initial=step, desc=desc, unit="step")
     try:
         with _terminate_as_interrupt():
@@ -182,6 +184,7 @@ def run_steps(
         bar.close()
         log.close()
         checkpoints.save(step, wall + time.monotonic() - started)
+        plot_losses(out / "loss.jsonl", out / "loss.png", plot_keys)
     return step
 
 

@@ -33,7 +33,7 @@ from rig.nn.mel import MelFrontEnd
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
 from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config
 from rig.train.data import dataset_audio
-from rig.train.run import Checkpointer, Schedule, TrainError, plot_losses, run_steps
+from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 LOSS_KEYS = ("mel", "stft", "adversarial", "discriminator")
@@ -129,13 +129,15 @@ def train_vocoder(
         path = out / "previews" / f"step-{step:06d}.wav"
         _preview(vocoder, front, clips[:4].to(device), path)
 
-    schedule = Schedule.of(settings)
-    try:
-        run_steps(
-            schedule, checkpoints, out / "loss.jsonl", train_step, preview, f"vocoder {cfg.type}"
-        )
-    finally:
-        plot_losses(out / "loss.jsonl", out / "loss.png", LOSS_KEYS)
+    run_steps(
+        out,
+        Schedule.of(settings),
+        checkpoints,
+        train_step,
+        preview,
+        f"vocoder {cfg.type}",
+        LOSS_KEYS,
+    )
     return out
 
 
