@@ -19,7 +19,7 @@ GAN_STEPS=${GAN_STEPS:-20000}
 
 $RIG data demo "$CORPUS"
 $RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
-    --steps "$VOCODER_STEPS" --adversarial-from 6000 --minutes "$MINUTES"
+    --steps "$VOCODER_STEPS" --adversarial-from 16000 --minutes "$MINUTES"
 $RIG export "$RUNS/vocoder" --name vocoder --models models
 for material in $MATERIALS; do
     $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$material" --steps "$GAN_STEPS" \

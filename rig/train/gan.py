@@ -41,7 +41,7 @@ class GanSettings:
 
     steps: int = 20_000
     minutes: float = 0.0  # stop after this much wall time in this process (0: no limit)
-    batch: int = 16
+    batch: int = 8
     learning_rate: float = 0.002
     r1_gamma: float = 1.0
     r1_every: int = 16
