@@ -14,12 +14,12 @@ RUNS=${RUNS:-runs}
 CORPUS=$RUNS/corpus
 MINUTES=${MINUTES:-0}
 MATERIALS=${MATERIALS:-drums bass pads}
-VOCODER_STEPS=${VOCODER_STEPS:-20000}
+VOCODER_STEPS=${VOCODER_STEPS:-60000}
 GAN_STEPS=${GAN_STEPS:-20000}
 
 $RIG data demo "$CORPUS"
 $RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
-    --steps "$VOCODER_STEPS" --adversarial-from 16000 --minutes "$MINUTES"
+    --steps "$VOCODER_STEPS" --adversarial-from 50000 --minutes "$MINUTES"
 $RIG export "$RUNS/vocoder" --name vocoder --models models
 for material in $MATERIALS; do
     $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$material" --steps "$GAN_STEPS" \
