@@ -255,12 +255,8 @@ def _train_step(
     opt_v.zero_grad(set_to_none=True)
     loss.backward()
     opt_v.step()
-    return {
-        "mel": float(mel_loss),
-        "stft": float(spectral),
-        "adversarial": float(g_adv),
-        "discriminator": float(d_loss),
-    }
+    values = {"mel": mel_loss, "stft": spectral, "adversarial": g_adv, "discriminator": d_loss}
+    return {name: float(value.detach()) for name, value in values.items()}
 
 
 @torch.no_grad()
