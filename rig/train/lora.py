@@ -191,10 +191,11 @@ def train_lora(data: Path, base: Path, out: Path, settings: LoraSettings) -> Pat
             loss.backward()
             optimizer.step()
             step += 1
-            log.write(json.dumps({"step": step, "loss": float(loss)}) + "\n")
+            value = float(loss.detach())
+            log.write(json.dumps({"step": step, "loss": value}) + "\n")
             log.flush()
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{value:.4f}")
             if step % settings.save_every == 0 or step == settings.steps:
                 _checkpoint(
                     out / "checkpoint",
