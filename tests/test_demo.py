@@ -111,6 +111,7 @@ def test_demo_corpus(tmp_path: Path) -> None:
         assert np.array_equal(first, second)  # the same seed renders the same corpus
     resumed = build_demo(tmp_path / "corpus", ("bass",), PLAN, progress=print)
     assert resumed["bass"].segments == 0 and resumed["bass"].resumed == 2
+    assert (tmp_path / "corpus" / "CREDITS.md").read_text() == credits  # still lists the CC0 files
 
 
 def test_missing_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,7 +147,8 @@ def build_demo(
                 material,
                 tempos=_write_tempos(folder, material),
             )
-    _write_credits(out, samples)
+    if samples or not (out / "CREDITS.md").is_file():  # a run without texture keeps its list
+        _write_credits(out, samples)
     return reports
 
 
