@@ -2,7 +2,8 @@
 # The recipe of the shipped default models: the demo corpus, one shared vocoder, one StyleGAN2 per
 # material, then export, directions and evaluation into models/. Every step resumes, so run it
 # again (in a later session) to continue where it stopped; MINUTES bounds each training step's
-# wall time in this call (0: train to the end).
+# wall time in this call (0: train to the end). Runs save often (and on Ctrl-C/SIGTERM), so a
+# killed session loses minutes, not hours.
 #
 #   scripts/train-defaults.sh                 # everything, to the end
 #   MINUTES=60 scripts/train-defaults.sh      # at most an hour per training step
@@ -19,11 +20,11 @@ GAN_STEPS=${GAN_STEPS:-20000}
 
 $RIG data demo "$CORPUS"
 $RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
-    --steps "$VOCODER_STEPS" --adversarial-from 50000 --minutes "$MINUTES"
+    --steps "$VOCODER_STEPS" --adversarial-from 50000 --save-every 250 --minutes "$MINUTES"
 $RIG export "$RUNS/vocoder" --name vocoder --models models
 for material in $MATERIALS; do
     $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$material" --steps "$GAN_STEPS" \
-        --minutes "$MINUTES"
+        --save-every 100 --minutes "$MINUTES"
     $RIG export "$RUNS/$material" --name "$material" --models models --vocoder vocoder \
         --tags "$material"
     $RIG train directions "models/$material"
