@@ -106,7 +106,12 @@ def check_models(config: Config) -> Finding:
     folders = ", ".join(str(f) for f in config.paths.models)
     found = find_model_folders(config.paths.models)
     if not found:
-        return Finding(WARN, "models", f"no loop model folders (with config.json) in {folders}")
+        return Finding(
+            WARN,
+            "models",
+            f"no loop model folders (with config.json) in {folders}: put release folders there "
+            "or train the defaults with `make train-defaults`",
+        )
     loaded, broken = [], []
     for folder in found:
         try:

@@ -35,7 +35,7 @@ def missing_parts(config: Config) -> list[str]:
         folders = ", ".join(str(p) for p in config.paths.models)
         missing.append(
             f"no loop models in {folders}, so the gan engine has nothing to play "
-            "(`rig doctor` says more)"
+            "(`rig doctor` says more; `make train-defaults` trains the default ones)"
         )
     return missing
 
