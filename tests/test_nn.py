@@ -127,6 +127,55 @@ def test_mel_front_end_matches_librosa() -> None:
     assert np.allclose(np.exp(ours), np.maximum(theirs, 1e-5), rtol=1e-3, atol=1e-6)
 
 
+def _bursts(spec: MelSpec, seconds: float = 2.0) -> torch.Tensor:
+    """``[1, samples]``: decaying noise bursts every 0.25 s with near silence between them."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(spec.sr * seconds)) / spec.sr
+    envelope = np.exp(-40.0 * (t % 0.25))
+    return torch.from_numpy((rng.standard_normal(t.size) * envelope * 0.3).astype(np.float32))[None]
+
+
+def test_mel_match_pulls_smeared_audio_back_to_its_mel() -> None:
+    spec = MelSpec(sr=8000, n_fft=500, hop=125, win=500, n_mels=20, fmin=30.0, fmax=3500.0)
+    front = MelFrontEnd(spec)
+    clean = _bursts(spec)
+    target = front(clean)[..., : clean.shape[-1] // spec.hop]  # frames · hop = samples
+    # Scramble the phases: the energy smears from the bursts into the quiet between them.
+    stft = torch.stft(clean, 500, 125, 500, front.window, return_complex=True)
+    phase = torch.rand(stft.shape, generator=torch.Generator().manual_seed(0)) * 2 * np.pi
+    smeared = torch.istft(
+        stft.abs() * torch.exp(1j * phase), 500, 125, 500, front.window, length=clean.shape[-1]
+    )
+
+    def distance(audio: torch.Tensor) -> float:
+        return float((front(audio)[..., : target.shape[-1]] - target).abs().mean())
+
+    assert torch.equal(front.match(smeared, target, 0), smeared)
+    distances = [distance(front.match(smeared, target, n)) for n in (0, 1, 4)]
+    assert distances[0] > 0.5  # the smearing is real
+    assert distances[0] > distances[1] > distances[2]
+    assert distances[2] < 0.4 * distances[0]
+    assert front.match(smeared, target, 4).shape == clean.shape
+
+
+def test_mel_match_leaves_bins_no_band_covers() -> None:
+    spec = MelSpec(sr=8000, n_fft=500, hop=125, win=500, n_mels=20, fmin=30.0, fmax=3000.0)
+    front = MelFrontEnd(spec)
+    t = torch.arange(8000) / 8000
+    above = 0.2 * torch.sin(2 * np.pi * 3600 * t)  # above fmax: no mel band sees it
+    inside = 0.2 * torch.sin(2 * np.pi * 500 * t)
+    quieter = front(inside[None] * 0.1)[..., :64]  # ask for the 500 Hz tone 20 dB down
+    out = front.match((above + inside)[None], quieter, 2)[0]
+    spectrum = torch.stft(out, 500, 125, 500, front.window, return_complex=True).abs()
+    reference = torch.stft(above + inside, 500, 125, 500, front.window, return_complex=True).abs()
+    middle = slice(4, -4)  # frames away from the zero-padded ends
+    bin_above, bin_inside = round(3600 / 16), round(500 / 16)  # 16 Hz per bin
+    ratio_above = spectrum[bin_above, middle] / reference[bin_above, middle]
+    ratio_inside = spectrum[bin_inside, middle] / reference[bin_inside, middle]
+    assert torch.allclose(ratio_above, torch.ones_like(ratio_above), atol=0.02)
+    assert torch.allclose(ratio_inside, torch.full_like(ratio_inside, 0.1), atol=0.02)
+
+
 def test_mel_statistics_normalise_and_restore() -> None:
     front = MelFrontEnd(TINY_AUDIO.mel)
     log_mel = torch.randn(2, 20, 10) * 3 - 5

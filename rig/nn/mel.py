@@ -44,11 +44,13 @@ class MelSpec:
 class MelFrontEnd(nn.Module):
     """Audio → log-mel, and the per-bin statistics that normalise it.
 
-    Buffers: ``filterbank`` [n_mels, n_fft/2+1], ``window`` [win], ``mean`` and ``std`` [n_mels]
-    (0 and 1 until a dataset's statistics are set).
+    Buffers: ``filterbank`` [n_mels, n_fft/2+1], ``band_to_bin`` [n_fft/2+1, n_mels] (each row the
+    bin's filter weights normalised to sum 1, zero for a bin no filter covers), ``window`` [win],
+    ``mean`` and ``std`` [n_mels] (0 and 1 until a dataset's statistics are set).
     """
 
     filterbank: torch.Tensor
+    band_to_bin: torch.Tensor
     window: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
@@ -63,7 +65,11 @@ class MelFrontEnd(nn.Module):
             fmin=spec.fmin,
             fmax=spec.fmax,
         )
-        self.register_buffer("filterbank", torch.from_numpy(bank).float(), persistent=False)
+        filterbank = torch.from_numpy(bank).float()
+        self.register_buffer("filterbank", filterbank, persistent=False)
+        weight = filterbank.T.sum(dim=1, keepdim=True)
+        band_to_bin = torch.where(weight > 0, filterbank.T / weight.clamp(min=1e-12), 0.0)
+        self.register_buffer("band_to_bin", band_to_bin, persistent=False)
         window = torch.hann_window(spec.win, periodic=True)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mean", torch.zeros(spec.n_mels))
@@ -78,8 +84,57 @@ class MelFrontEnd(nn.Module):
         Returns:
             ``[B, n_mels, samples // hop + 1]`` natural-log magnitudes (floored at 1e-5).
         """
+        mel = torch.matmul(self.filterbank, self._stft(audio).abs())
+        return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
+    def match(self, audio: torch.Tensor, log_mel: torch.Tensor, iterations: int) -> torch.Tensor:
+        """Reshape ``audio``'s spectrum, keeping its phase, until its log-mel approaches
+        ``log_mel``.
+
+        Each iteration takes the STFT, a gain per (band, frame) = target mel / current mel (at
+        most 40 dB), spreads it to the linear bins through :attr:`band_to_bin` (bins no filter
+        covers keep gain 1) and inverts the STFT. A neural vocoder's overlapping frames carry
+        slightly inconsistent phases, which smears energy into the quiet bins between events;
+        this projection puts the energy back where the mel says it belongs.
+
+        Args:
+            audio: ``[B, samples]`` float at ``spec.sr``.
+            log_mel: ``[B, n_mels, frames]`` natural-log mel, frame t centred on sample t · hop
+                (``frames`` = ``samples // hop`` or one more; a missing last frame repeats the one
+                before it).
+            iterations: projections to run (0 returns ``audio`` itself).
+
+        Returns:
+            ``[B, samples]`` float32.
+        """
         s = self.spec
-        stft = torch.stft(
+        frames = audio.shape[-1] // s.hop + 1
+        target = torch.exp(log_mel.float())
+        if target.shape[-1] < frames:
+            target = torch.cat(
+                [target, target[..., -1:].expand(-1, -1, frames - target.shape[-1])], -1
+            )
+        with torch.autocast(audio.device.type, enabled=False):  # gains need float32
+            for _ in range(iterations):
+                audio = self._match_once(audio, target[..., :frames])
+        return audio
+
+    def _match_once(self, audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One projection of :meth:`match`; ``target`` ``[B, n_mels, samples // hop + 1]``."""
+        s = self.spec
+        spectrum = self._stft(audio)
+        current = torch.matmul(self.filterbank, spectrum.abs()).clamp(min=LOG_FLOOR)
+        gain = (target / current).clamp(max=100.0)
+        uncovered = (self.band_to_bin.sum(dim=1, keepdim=True) == 0).float()  # [bins, 1]
+        spectrum = spectrum * (torch.matmul(self.band_to_bin, gain) + uncovered)
+        return torch.istft(
+            spectrum, s.n_fft, s.hop, s.win, self.window, center=True, length=audio.shape[-1]
+        )
+
+    def _stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """``[B, samples]`` → ``[B, n_fft/2+1, samples // hop + 1]`` complex, centred frames."""
+        s = self.spec
+        return torch.stft(
             audio.float(),
             s.n_fft,
             s.hop,
@@ -89,8 +144,6 @@ class MelFrontEnd(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )
-        mel = torch.matmul(self.filterbank, stft.abs())
-        return torch.log(torch.clamp(mel, min=LOG_FLOOR))
 
     def normalize(self, log_mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, frames]`` log-mel → per-bin zero-mean, unit-variance."""

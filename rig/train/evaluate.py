@@ -1,7 +1,9 @@
 """``rig eval MODEL --data HELDOUT``: how good a loop model and its vocoder are, on held-out loops.
 
-Vocoder: every held-out loop → log-mel → audio, by the model's vocoder and by Griffin-Lim with 64
-iterations (the baseline). Three distances to the real loop:
+Vocoder: every held-out loop → log-mel → audio, by the model's vocoder as the engine runs it
+(``vocoder``: the network, then ``MEL_MATCH_ITERATIONS`` mel projections, see
+:meth:`rig.nn.mel.MelFrontEnd.match`), by the network alone (``vocoder_raw``) and by Griffin-Lim
+with 64 iterations (the baseline). Three distances to the real loop:
 - ``mel_distance``: mean absolute difference of natural-log mels from an analysis neither method
   was given (1024-point FFT, hop 256, the model's mel bands);
 - ``own_mel_distance``: the same with the model's own front end (n_fft 1500, hop 375). Griffin-Lim
@@ -75,7 +77,8 @@ def vocoder_metrics(model: LoopModel, real: torch.Tensor) -> dict[str, float]:
     for batch in real.split(BATCH):
         mel = log_mel_frames(model.mel, batch)
         outputs = {
-            "vocoder": vocode_loops(model.vocoder, mel, spec.hop),
+            "vocoder": vocode_loops(model.vocoder, model.mel, mel),
+            "vocoder_raw": vocode_loops(model.vocoder, model.mel, mel, match_iterations=0),
             "griffin_lim": griffin_lim(mel, model.mel, GRIFFIN_LIM_ITERATIONS),
         }
         for name, audio in outputs.items():
@@ -133,7 +136,7 @@ def _shuffled(model: LoopModel, real: torch.Tensor, seed: int) -> torch.Tensor:
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     shuffled = pool[order].reshape(n, frames, bins).permute(0, 2, 1)
     return torch.cat(
-        [vocode_loops(model.vocoder, part, model.audio.mel.hop) for part in shuffled.split(BATCH)]
+        [vocode_loops(model.vocoder, model.mel, part) for part in shuffled.split(BATCH)]
     )
 
 
