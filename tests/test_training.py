@@ -4,6 +4,7 @@ fitting on a toy generator with a planted direction."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -101,6 +102,42 @@ def test_stylegan2_two_steps_then_resume(gan_run: Path, data: tuple[Path, Path])
     assert log_steps(gan_run) == [1, 2, 3]  # resumed at step 2, not from scratch
     after = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
     assert not torch.equal(before, after["G_ema/mapping.w_avg"])
+
+
+def test_stylegan2_can_start_from_another_run(
+    gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
+    source_step = json.loads((gan_run / "checkpoint" / "state.json").read_text())["step"]
+    run = train_stylegan2(
+        data[1], tmp_path / "pads", GanSettings(**{**TWO_STEPS, "steps": 0}), init=gan_run
+    )
+    started = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+    weights = [k for k in source if k.split("/")[0] in ("G", "D", "G_ema")]
+    assert weights and all(torch.equal(source[k], started[k]) for k in weights)
+    assert not any(k.startswith("optimizer") for k in started)  # Adam starts afresh
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["init"] == {
+        "run": str(gan_run.resolve()),
+        "step": source_step,
+        "dataset": str(data[0].resolve()),
+    }
+    train_stylegan2(data[1], run, GanSettings(**{**TWO_STEPS, "steps": 1}), init=gan_run)
+    assert log_steps(run) == [1]  # resumed, not started again
+    export_run(vocoder_run, "tiny-vocoder", tmp_path / "models")
+    folder = export_run(run, "pads", tmp_path / "models", "tiny-vocoder")
+    card = (folder / "MODEL_CARD.md").read_text()
+    segments = (data[0] / "manifest.jsonl").read_text().count('"offset_s"')
+    assert f"started from the weights of run `gan` at step {source_step}" in card
+    assert f"itself trained on {segments} loops of drums" in card
+    with pytest.raises(TrainError, match="only starts new runs"):
+        train_stylegan2(data[1], gan_run, GanSettings(**TWO_STEPS), init=run)
+    with pytest.raises(TrainError, match="not a rig train stylegan2 run"):
+        train_stylegan2(data[1], tmp_path / "x", GanSettings(**TWO_STEPS), init=vocoder_run)
+    with pytest.raises(TrainError, match="not the one asked for"):
+        other = dataclasses.replace(TINY_GENERATOR, w_dim=8)
+        train_stylegan2(data[1], tmp_path / "y", GanSettings(**TWO_STEPS), other, init=gan_run)
 
 
 def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:

@@ -119,18 +119,31 @@ def _training(training: dict[str, Any]) -> list[str]:
         return ["## Training", "", "- not recorded", ""]
     lines = ["## Training", ""]
     for data in training.get("data", []):
-        lines.append(
-            f"- data: {data.get('segments')} loops of {data.get('material')} from "
-            f"`{data.get('dataset')}`"
+        lines += _data_lines("data: ", data)
+    init = training.get("initialised_from")
+    if init:
+        lines += _data_lines(
+            f"started from the weights of run `{init.get('run')}` at step {init.get('step')}, "
+            "itself trained on ",
+            init,
         )
-        for licence, count in data.get("licences", {}).items():
-            lines.append(f"  - {count} under {licence or 'an unrecorded licence'}")
     lines += [
         f"- steps: {training.get('steps')} (batch {training.get('batch')}), "
         f"wall time {training.get('wall_hours', 0):.2f} h on {training.get('hardware')}",
         f"- exported {training.get('exported')} by rig {training.get('rig_version')}",
         "",
     ]
+    return lines
+
+
+def _data_lines(lead: str, data: dict[str, Any]) -> list[str]:
+    """A dataset's line (after ``lead``) and one line per licence with its loop count."""
+    lines = [
+        f"- {lead}{data.get('segments')} loops of {data.get('material')} from "
+        f"`{data.get('dataset')}`"
+    ]
+    for licence, count in data.get("licences", {}).items():
+        lines.append(f"  - {count} under {licence or 'an unrecorded licence'}")
     return lines
 
 

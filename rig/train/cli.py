@@ -69,6 +69,9 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     gan.add_argument("--r1-gamma", type=float, default=1.0)
     gan.add_argument("--channels", type=_ints, help="generator channels per level, coarse → fine")
     gan.add_argument("--vocoder", type=Path, help="vocoder folder for the audio previews")
+    gan.add_argument(
+        "--init", type=Path, help="a stylegan2 run whose weights a new run starts from"
+    )
     for name, kind in (("melgan", "melgan"), ("vocoder", None)):
         voc = train_sub.add_parser(
             name, help=f"a {kind or 'mel → audio'} vocoder on datasets' audio"
@@ -191,7 +194,7 @@ def _train_stylegan2(args: argparse.Namespace, config: Config) -> int:
         device=args.device,
     )
     generator = GeneratorConfig(channels=args.channels) if args.channels else None
-    print(train_stylegan2(args.dataset, args.out, settings, generator, args.vocoder))
+    print(train_stylegan2(args.dataset, args.out, settings, generator, args.vocoder, args.init))
     return 0
 
 

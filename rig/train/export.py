@@ -129,6 +129,16 @@ def _training_facts(config: dict[str, Any], state: dict[str, Any]) -> dict[str, 
         "hardware": state.get("device", "CPU"),
         "exported": datetime.date.today().isoformat(),
         "rig_version": __version__,
+        **({"initialised_from": _init_facts(config["init"])} if "init" in config else {}),
+    }
+
+
+def _init_facts(init: dict[str, Any]) -> dict[str, Any]:
+    """What a transfer-learning run started from: the run, its step and its data."""
+    return {
+        "run": Path(init["run"]).name,
+        "step": init["step"],
+        **_dataset_facts(Path(init["dataset"])),
     }
 
 

@@ -20,6 +20,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,14 @@ from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.train.data import load_dataset
-from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
+from rig.train.run import (
+    Checkpointer,
+    Schedule,
+    TrainError,
+    load_checkpoint,
+    load_module,
+    run_steps,
+)
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
 
@@ -72,11 +80,21 @@ def train_stylegan2(
     settings: GanSettings | None = None,
     generator: GeneratorConfig | None = None,
     vocoder: Path | None = None,
+    init: Path | None = None,
 ) -> Path:
-    """Train (or resume) a StyleGAN2 run in ``out`` on the prepared ``dataset``; returns ``out``."""
+    """Train (or resume) a StyleGAN2 run in ``out`` on the prepared ``dataset``; returns ``out``.
+
+    ``init``: another StyleGAN2 run whose last weights (G, D, G_ema, not the optimizers) a new
+    run starts from — transfer learning, e.g. pads from a bass run; its generator config is used.
+    """
     settings = settings or GanSettings()
     mels, stats, audio, material = _load_training_set(dataset)
-    cfg = _run_config(out, dataset, material, audio, generator or GeneratorConfig(), settings)
+    start = _init_weights(init, generator) if init else None
+    if start is not None:
+        generator = start.generator
+    cfg = _run_config(
+        out, dataset, material, audio, generator or GeneratorConfig(), settings, start
+    )
     if cfg.output_shape != tuple(mels.shape[1:]):
         raise TrainError(
             f"{dataset} holds {tuple(mels.shape[1:])} (mels, frames) spectrograms but the "
@@ -102,6 +120,9 @@ def train_stylegan2(
         {"G": opt_g, "D": opt_d},
         device,
     )
+    if start is not None and load_checkpoint(out / "checkpoint") is None:
+        for name, module in checkpoints.modules.items():
+            load_module(name, module, start.tensors)
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
 
     def train_step(step: int) -> dict[str, float]:
@@ -140,6 +161,37 @@ def _load_training_set(dataset: Path) -> tuple[torch.Tensor, dict, LoopAudio, st
     return mels, stats, LoopAudio.from_dict(info["audio"]), str(info.get("material", ""))
 
 
+@dataclass(frozen=True)
+class InitialWeights:
+    """Where a transfer-learning run starts: another run's last weights."""
+
+    run: Path
+    step: int
+    dataset: str  # the dataset that run was trained on
+    generator: GeneratorConfig
+    tensors: dict[str, torch.Tensor]
+
+    def record(self) -> dict[str, Any]:
+        """The run config's ``init`` section."""
+        return {"run": str(self.run.resolve()), "step": self.step, "dataset": self.dataset}
+
+
+def _init_weights(run: Path, generator: GeneratorConfig | None) -> InitialWeights:
+    """Read the last checkpoint of the StyleGAN2 run ``run`` (the ``--init`` of a new run)."""
+    config_path = run / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("kind") != "stylegan2_run":
+        raise TrainError(f"--init {run}: not a rig train stylegan2 run folder")
+    found = load_checkpoint(run / "checkpoint")
+    if found is None:
+        raise TrainError(f"--init {run}: the run has no checkpoint yet")
+    stored = GeneratorConfig.from_dict(config["generator"])
+    if generator is not None and generator != stored:
+        raise TrainError(f"--init {run}: its generator is {stored}, not the one asked for")
+    tensors, state = found
+    return InitialWeights(run, int(state["step"]), str(config["dataset"]), stored, tensors)
+
+
 def _run_config(
     out: Path,
     dataset: Path,
@@ -147,12 +199,19 @@ def _run_config(
     audio: LoopAudio,
     generator: GeneratorConfig,
     settings: GanSettings,
+    start: InitialWeights | None = None,
 ) -> GeneratorConfig:
     """Write ``config.json`` for a new run, or read it back (the generator config of a resumed run
-    wins over ``generator``)."""
+    wins over ``generator``; a resumed run cannot change its ``init``)."""
     path = out / "config.json"
     if path.is_file():
         stored = json.loads(path.read_text())
+        init = stored.get("init")
+        if start is not None and (init is None or init["run"] != start.record()["run"]):
+            raise TrainError(
+                f"{out} is an existing run that did not start from {start.run}; --init only "
+                "starts new runs"
+            )
         return GeneratorConfig.from_dict(stored["generator"])
     out.mkdir(parents=True, exist_ok=True)
     run = RunFolder(
@@ -162,9 +221,10 @@ def _run_config(
         generator.to_dict(),
         dataclasses.asdict(settings),
     )
-    path.write_text(
-        json.dumps({"kind": "stylegan2_run", **dataclasses.asdict(run)}, indent=2) + "\n"
-    )
+    record: dict[str, Any] = {"kind": "stylegan2_run", **dataclasses.asdict(run)}
+    if start is not None:
+        record["init"] = start.record()
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return generator
 
 
