@@ -110,6 +110,9 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     export.add_argument("--vocoder", help="name of the shared vocoder folder (loop models)")
     export.add_argument("--tags", type=_csv, default=(), help="comma-separated prompt tags")
     export.add_argument("--heldout", type=Path, help="held-out dataset: evaluate into the card")
+    export.add_argument(
+        "--note", action="append", default=[], help="a line for the card's notes (repeatable)"
+    )
     config_flags(export)
 
     evaluate = sub.add_parser("eval", help="vocoder and generator metrics against held-out loops")
@@ -255,7 +258,10 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     from rig.train.export import export_run
 
     models = args.models or config.paths.models[0]
-    print(export_run(args.run, args.name, models, args.vocoder, args.tags, args.heldout))
+    folder = export_run(
+        args.run, args.name, models, args.vocoder, args.tags, args.heldout, tuple(args.note)
+    )
+    print(folder)
     return 0
 
 

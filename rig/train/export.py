@@ -41,8 +41,10 @@ def export_run(
     vocoder: str | None = None,
     tags: tuple[str, ...] = (),
     heldout: Path | None = None,
+    notes: tuple[str, ...] = (),
 ) -> Path:
-    """Export ``run`` as ``models/name``; returns the release folder."""
+    """Export ``run`` as ``models/name``; returns the release folder. ``notes`` (known weaknesses,
+    how it was made) go into the card's last section."""
     if not name or "/" in name or name.startswith("."):
         raise TrainError(f"{name!r} is not a folder name for a release")
     config = _run_config(run)
@@ -58,6 +60,8 @@ def export_run(
             raise TrainError("a loop model needs --vocoder NAME (a shared vocoder folder)")
         _export_generator(run, config, tensors, folder, name, vocoder, tags)
     update_config(folder, name=name, training=_training_facts(config, state))
+    if notes:
+        update_config(folder, notes=list(notes))
     refresh_card(folder)
     if heldout is not None and config["kind"] == "stylegan2_run":
         from rig.train.evaluate import evaluate_model
