@@ -34,6 +34,7 @@ from rig.train.directions import (
     principal_directions,
     regression_direction,
 )
+from rig.train.evaluate import evaluate_model
 from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
 from rig.train.gan import GanSettings, train_stylegan2
@@ -199,6 +200,14 @@ def test_export_load_generate_and_eval(
         Request(parse_prompt("techno"), "gan", seed=3), lambda *a: None
     )
     assert out.audio.shape[0] == 2 and out.metadata["model"] == "drums"
+    shared = evaluate_model(models / "tiny-vocoder", data[1], loops=3)
+    assert shared["drums heldout_loops"] == 3 and np.isfinite(shared["drums vocoder_mel_distance"])
+    beats = shared["drums vocoder_mel_distance"] < shared["drums griffin_lim_mel_distance"]
+    card = (models / "tiny-vocoder" / "MODEL_CARD.md").read_text()
+    assert (
+        f"{'met' if beats else 'NOT met'}: the vocoder beats Griffin-Lim on mel distance on drums"
+        in card
+    )
 
 
 def test_cli_train_directions_and_eval(

@@ -64,11 +64,18 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """The bars a shipped default model must meet, as far as ``config`` has the numbers:
     (what, met, the figures). Empty before ``rig eval`` and ``rig train directions``."""
     metrics, bars = config.get("metrics", {}), []
-    if "vocoder_mel_distance" in metrics:
-        ours, theirs = metrics["vocoder_mel_distance"], metrics["griffin_lim_mel_distance"]
-        bars.append(
-            ("the vocoder beats Griffin-Lim on mel distance", ours < theirs, f"{ours} vs {theirs}")
-        )
+    for key in metrics:  # "vocoder_mel_distance", or "<material> vocoder_mel_distance"
+        if key.endswith("vocoder_mel_distance"):
+            prefix = key.removesuffix("vocoder_mel_distance")
+            ours, theirs = metrics[key], metrics[prefix + "griffin_lim_mel_distance"]
+            on = f" on {prefix.strip()}" if prefix else ""
+            bars.append(
+                (
+                    f"the vocoder beats Griffin-Lim on mel distance{on}",
+                    ours < theirs,
+                    f"{ours} vs {theirs}",
+                )
+            )
     if "fd_ratio" in metrics:
         ratio = metrics["fd_ratio"]
         bars.append(
@@ -98,7 +105,7 @@ def _what(config: dict[str, Any]) -> list[str]:
     if config.get("kind") == "vocoder":
         voc = config.get("vocoder", {})
         lines.append(
-            f"- a {voc.get('type', '?')} vocoder: {audio.get('n_mels')} natural-log mels at hop "
+            f"- vocoder type {voc.get('type', '?')}: {audio.get('n_mels')} natural-log mels at hop "
             f"{audio.get('hop')} → audio at {audio.get('sr')} Hz; shared by the loop models that "
             "name it"
         )

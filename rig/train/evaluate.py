@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rig.checkpoint import LoopModel, load_loop_model
+from rig.checkpoint import LoopModel, load_loop_model, load_vocoder_folder
 from rig.engines.gan_render import synthesize, vocode_loops
-from rig.nn.mel import MelFrontEnd
+from rig.nn.mel import MelFrontEnd, MelSpec
+from rig.release import read_config
 from rig.train.card import refresh_card, update_config
 from rig.train.data import dataset_audio
 from rig.train.features import feature_vector, frechet_distance
@@ -52,14 +53,19 @@ BATCH = 16
 def evaluate_model(
     folder: Path, heldout: Path, train: Path | None = None, loops: int = 200, seed: int = 0
 ) -> dict[str, Any]:
-    """Measure the model in ``folder`` against ``loops`` held-out loops; store and return the
-    metrics."""
+    """Measure the loop model or shared vocoder in ``folder`` against ``loops`` held-out loops;
+    store and return the metrics.
+
+    A vocoder folder gets the vocoder metrics only, each key prefixed with the held-out set's
+    material (``"bass vocoder_mel_distance"``) and kept beside those of other materials, so one
+    call per material fills its card.
+    """
+    real = _heldout_audio(heldout, loops, seed)
+    if read_config(folder).get("kind") == "vocoder":
+        return _evaluate_vocoder(folder, heldout, real)
     model = load_loop_model(folder)
-    real = torch.from_numpy(dataset_audio(heldout, loops, seed))
-    if len(real) < 2:
-        raise TrainError(f"{heldout} has {len(real)} loops; at least 2 are needed")
     metrics: dict[str, Any] = {"heldout_loops": len(real)}
-    metrics.update(vocoder_metrics(model, real))
+    metrics.update(vocoder_metrics(model.vocoder, model.mel, real))
     train = train or _training_dataset(folder, heldout)
     metrics.update(generator_metrics(model, real, train, seed))
     update_config(folder, metrics=metrics)
@@ -67,24 +73,47 @@ def evaluate_model(
     return metrics
 
 
+def _heldout_audio(heldout: Path, loops: int, seed: int) -> torch.Tensor:
+    real = torch.from_numpy(dataset_audio(heldout, loops, seed))
+    if len(real) < 2:
+        raise TrainError(f"{heldout} has {len(real)} loops; at least 2 are needed")
+    return real
+
+
+def _evaluate_vocoder(folder: Path, heldout: Path, real: torch.Tensor) -> dict[str, Any]:
+    config = read_config(folder)
+    front = MelFrontEnd(MelSpec(**config["audio"]))
+    material = json.loads((heldout / "dataset.json").read_text()).get("material") or heldout.name
+    measured = {
+        "heldout_loops": len(real),
+        **vocoder_metrics(load_vocoder_folder(folder), front, real),
+    }
+    metrics = {f"{material} {key}": value for key, value in measured.items()}
+    update_config(folder, metrics={**config.get("metrics", {}), **metrics})
+    refresh_card(folder)
+    return metrics
+
+
 @torch.no_grad()
-def vocoder_metrics(model: LoopModel, real: torch.Tensor) -> dict[str, float]:
-    """Mel and multi-resolution STFT distances of the vocoder and of Griffin-Lim to ``[N, samples]``
-    real loops (means over the loops)."""
-    spec = model.audio.mel
-    independent = MelFrontEnd(dataclasses.replace(spec, n_fft=1024, hop=256, win=1024))
+def vocoder_metrics(
+    vocoder: torch.nn.Module, front: MelFrontEnd, real: torch.Tensor
+) -> dict[str, float]:
+    """Mel and multi-resolution STFT distances of ``vocoder`` (with and without the mel
+    projections) and of Griffin-Lim to ``[N, samples]`` real loops analysed by ``front`` (means
+    over the loops)."""
+    independent = MelFrontEnd(dataclasses.replace(front.spec, n_fft=1024, hop=256, win=1024))
     sums: dict[str, float] = {}
     for batch in real.split(BATCH):
-        mel = log_mel_frames(model.mel, batch)
+        mel = log_mel_frames(front, batch)
         outputs = {
-            "vocoder": vocode_loops(model.vocoder, model.mel, mel),
-            "vocoder_raw": vocode_loops(model.vocoder, model.mel, mel, match_iterations=0),
-            "griffin_lim": griffin_lim(mel, model.mel, GRIFFIN_LIM_ITERATIONS),
+            "vocoder": vocode_loops(vocoder, front, mel),
+            "vocoder_raw": vocode_loops(vocoder, front, mel, match_iterations=0),
+            "griffin_lim": griffin_lim(mel, front, GRIFFIN_LIM_ITERATIONS),
         }
         for name, audio in outputs.items():
             distances = {
                 "mel_distance": (independent(audio) - independent(batch)).abs().mean(),
-                "own_mel_distance": (log_mel_frames(model.mel, audio) - mel).abs().mean(),
+                "own_mel_distance": (log_mel_frames(front, audio) - mel).abs().mean(),
                 "stft_distance": stft_loss(audio, batch),
             }
             for metric, value in distances.items():
