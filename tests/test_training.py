@@ -110,9 +110,8 @@ def test_stylegan2_can_start_from_another_run(
 ) -> None:
     source = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
     source_step = json.loads((gan_run / "checkpoint" / "state.json").read_text())["step"]
-    run = train_stylegan2(
-        data[1], tmp_path / "pads", GanSettings(**{**TWO_STEPS, "steps": 0}), init=gan_run
-    )
+    no_steps = GanSettings(**{**TWO_STEPS, "steps": 0})
+    run = train_stylegan2(data[1], tmp_path / "pads", no_steps, init=gan_run)
     started = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
     weights = [k for k in source if k.split("/")[0] in ("G", "D", "G_ema")]
     assert weights and all(torch.equal(source[k], started[k]) for k in weights)
@@ -120,26 +119,47 @@ def test_stylegan2_can_start_from_another_run(
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 0
     config = json.loads((run / "config.json").read_text())
     assert config["init"] == {
-        "run": str(gan_run.resolve()),
+        "from": str(gan_run.resolve()),
         "step": source_step,
-        "dataset": str(data[0].resolve()),
+        "data": [{"dataset": str(data[0].resolve())}],
     }
     train_stylegan2(data[1], run, GanSettings(**{**TWO_STEPS, "steps": 1}), init=gan_run)
     assert log_steps(run) == [1]  # resumed, not started again
-    export_run(vocoder_run, "tiny-vocoder", tmp_path / "models")
-    folder = export_run(run, "pads", tmp_path / "models", "tiny-vocoder", notes=("Only 1 step.",))
+    models = tmp_path / "models"
+    export_run(vocoder_run, "tiny-vocoder", models)
+    folder = export_run(run, "pads", models, "tiny-vocoder", notes=("Only 1 step.",))
     card = (folder / "MODEL_CARD.md").read_text()
     assert card.endswith("## Known weaknesses and notes\n\n- Only 1 step.\n")
     segments = (data[0] / "manifest.jsonl").read_text().count('"offset_s"')
-    assert f"started from the weights of run `gan` at step {source_step}" in card
+    assert f"started from the weights of `gan` at step {source_step}" in card
     assert f"itself trained on {segments} loops of drums" in card
+
+    # A release folder (what a fresh clone has): its EMA generator, a fresh discriminator.
+    mine = train_stylegan2(data[0], tmp_path / "mine", no_steps, init=folder)
+    tensors = safetensors.torch.load_file(str(mine / "checkpoint" / "checkpoint.safetensors"))
+    shipped = load_loop_model(folder).generator.state_dict()
+    assert all(torch.equal(tensors[f"G/{k}"], v) for k, v in shipped.items())
+    assert all(torch.equal(tensors[f"G_ema/{k}"], v) for k, v in shipped.items())
+    trained_d = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+    assert not torch.equal(tensors["D/out.weight"], trained_d["D/out.weight"])
+    card = (export_run(mine, "mine", models, "tiny-vocoder") / "MODEL_CARD.md").read_text()
+    heldout_segments = (data[1] / "manifest.jsonl").read_text().count('"offset_s"')
+    assert "started from the weights of `pads` at step 1" in card
+    assert f"itself trained on {heldout_segments} loops of drums" in card
+
     with pytest.raises(TrainError, match="only starts new runs"):
         train_stylegan2(data[1], gan_run, GanSettings(**TWO_STEPS), init=run)
-    with pytest.raises(TrainError, match="not a rig train stylegan2 run"):
-        train_stylegan2(data[1], tmp_path / "x", GanSettings(**TWO_STEPS), init=vocoder_run)
+    for wrong in (vocoder_run, models / "tiny-vocoder", tmp_path):
+        with pytest.raises(TrainError, match="not a stylegan2 run or a loop model folder"):
+            train_stylegan2(data[1], tmp_path / "x", GanSettings(**TWO_STEPS), init=wrong)
     with pytest.raises(TrainError, match="not the one asked for"):
         other = dataclasses.replace(TINY_GENERATOR, w_dim=8)
         train_stylegan2(data[1], tmp_path / "y", GanSettings(**TWO_STEPS), other, init=gan_run)
+    other_mels = json.loads((folder / "config.json").read_text())
+    other_mels["audio"]["fmin"] += 10.0  # same shapes, other mel bands
+    (folder / "config.json").write_text(json.dumps(other_mels))
+    with pytest.raises(TrainError, match="made for"):
+        train_stylegan2(data[1], tmp_path / "z", GanSettings(**TWO_STEPS), init=folder)
 
 
 def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:

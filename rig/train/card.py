@@ -129,11 +129,11 @@ def _training(training: dict[str, Any]) -> list[str]:
         lines += _data_lines("data: ", data)
     init = training.get("initialised_from")
     if init:
-        lines += _data_lines(
-            f"started from the weights of run `{init.get('run')}` at step {init.get('step')}, "
-            "itself trained on ",
-            init,
+        lines.append(
+            f"- started from the weights of `{init.get('from')}` at step {init.get('step')}"
         )
+        for data in init.get("data", []):
+            lines += ["  " + line for line in _data_lines("itself trained on ", data)]
     lines += [
         f"- steps: {training.get('steps')} (batch {training.get('batch')}), "
         f"wall time {training.get('wall_hours', 0):.2f} h on {training.get('hardware')}",

@@ -138,12 +138,11 @@ def _training_facts(config: dict[str, Any], state: dict[str, Any]) -> dict[str, 
 
 
 def _init_facts(init: dict[str, Any]) -> dict[str, Any]:
-    """What a transfer-learning run started from: the run, its step and its data."""
-    return {
-        "run": Path(init["run"]).name,
-        "step": init["step"],
-        **_dataset_facts(Path(init["dataset"])),
-    }
+    """What a transfer-learning run started from: the folder, its step and its data."""
+    data = [
+        _dataset_facts(Path(d["dataset"])) if set(d) == {"dataset"} else d for d in init["data"]
+    ]
+    return {"from": Path(init["from"]).name, "step": init["step"], "data": data}
 
 
 def _dataset_facts(dataset: Path) -> dict[str, Any]:

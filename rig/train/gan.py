@@ -26,10 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rig.checkpoint import LoopAudio
+from rig.checkpoint import LoopAudio, load_loop_model
 from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
+from rig.release import CheckpointError
 from rig.train.data import load_dataset
 from rig.train.run import (
     Checkpointer,
@@ -85,12 +86,16 @@ def train_stylegan2(
     """Train (or resume) a StyleGAN2 run in ``out`` on the prepared ``dataset``; returns ``out``.
 
     ``init``: another StyleGAN2 run whose last weights (G, D, G_ema, not the optimizers) a new
-    run starts from — transfer learning, e.g. pads from a bass run; its generator config is used.
+    run starts from, or a loop model release folder (its EMA generator as G and G_ema; D starts
+    afresh) — transfer learning, e.g. pads from a bass run, or a shipped model on your own loops.
+    Its generator config is used, and its audio settings must be the dataset's.
     """
     settings = settings or GanSettings()
     mels, stats, audio, material = _load_training_set(dataset)
     start = _init_weights(init, generator) if init else None
     if start is not None:
+        if LoopAudio.from_dict(start.audio) != audio:
+            raise TrainError(f"--init {init}: made for {start.audio}, the dataset is {audio}")
         generator = start.generator
     cfg = _run_config(
         out, dataset, material, audio, generator or GeneratorConfig(), settings, start
@@ -122,7 +127,8 @@ def train_stylegan2(
     )
     if start is not None and load_checkpoint(out / "checkpoint") is None:
         for name, module in checkpoints.modules.items():
-            load_module(name, module, start.tensors)
+            if any(key.startswith(name + "/") for key in start.tensors):
+                load_module(name, module, start.tensors)
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
 
     def train_step(step: int) -> dict[str, float]:
@@ -163,33 +169,46 @@ def _load_training_set(dataset: Path) -> tuple[torch.Tensor, dict, LoopAudio, st
 
 @dataclass(frozen=True)
 class InitialWeights:
-    """Where a transfer-learning run starts: another run's last weights."""
+    """Where a transfer-learning run starts: another run's last weights, or a release folder's
+    EMA generator (its discriminator then starts afresh)."""
 
-    run: Path
-    step: int
-    dataset: str  # the dataset that run was trained on
+    source: Path  # the run or release folder
+    step: int  # the steps it had trained
+    data: list[dict[str, Any]]  # what it was trained on: {"dataset": path} or export's facts
+    audio: dict[str, Any]  # its LoopAudio as a dict
     generator: GeneratorConfig
-    tensors: dict[str, torch.Tensor]
+    tensors: dict[str, torch.Tensor]  # "G/…", "G_ema/…" and, from a run, "D/…"
 
     def record(self) -> dict[str, Any]:
         """The run config's ``init`` section."""
-        return {"run": str(self.run.resolve()), "step": self.step, "dataset": self.dataset}
+        return {"from": str(self.source.resolve()), "step": self.step, "data": self.data}
 
 
-def _init_weights(run: Path, generator: GeneratorConfig | None) -> InitialWeights:
-    """Read the last checkpoint of the StyleGAN2 run ``run`` (the ``--init`` of a new run)."""
-    config_path = run / "config.json"
+def _init_weights(source: Path, generator: GeneratorConfig | None) -> InitialWeights:
+    """Read the weights a new run starts from (``--init``): a StyleGAN2 run's last checkpoint or
+    a loop model release folder."""
+    config_path = source / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    if config.get("kind") != "stylegan2_run":
-        raise TrainError(f"--init {run}: not a rig train stylegan2 run folder")
-    found = load_checkpoint(run / "checkpoint")
-    if found is None:
-        raise TrainError(f"--init {run}: the run has no checkpoint yet")
+    if config.get("kind") == "stylegan2_run":
+        found = load_checkpoint(source / "checkpoint")
+        if found is None:
+            raise TrainError(f"--init {source}: the run has no checkpoint yet")
+        tensors, state = found
+        step, data = int(state["step"]), [{"dataset": config["dataset"]}]
+    elif "generator" in config and config.get("kind", "loop_model") == "loop_model":
+        try:
+            weights = load_loop_model(source).generator.state_dict()
+        except CheckpointError as error:
+            raise TrainError(f"--init {source}: {error}") from None
+        tensors = {f"{name}/{k}": v for name in ("G", "G_ema") for k, v in weights.items()}
+        training = config.get("training", {})
+        step, data = int(training.get("steps") or 0), list(training.get("data", []))
+    else:
+        raise TrainError(f"--init {source}: not a stylegan2 run or a loop model folder")
     stored = GeneratorConfig.from_dict(config["generator"])
     if generator is not None and generator != stored:
-        raise TrainError(f"--init {run}: its generator is {stored}, not the one asked for")
-    tensors, state = found
-    return InitialWeights(run, int(state["step"]), str(config["dataset"]), stored, tensors)
+        raise TrainError(f"--init {source}: its generator is {stored}, not the one asked for")
+    return InitialWeights(source, step, data, dict(config["audio"]), stored, tensors)
 
 
 def _run_config(
@@ -207,9 +226,9 @@ def _run_config(
     if path.is_file():
         stored = json.loads(path.read_text())
         init = stored.get("init")
-        if start is not None and (init is None or init["run"] != start.record()["run"]):
+        if start is not None and (init is None or init["from"] != start.record()["from"]):
             raise TrainError(
-                f"{out} is an existing run that did not start from {start.run}; --init only "
+                f"{out} is an existing run that did not start from {start.source}; --init only "
                 "starts new runs"
             )
         return GeneratorConfig.from_dict(stored["generator"])
