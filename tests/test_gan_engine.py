@@ -15,7 +15,9 @@ from rig.config import Config
 from rig.engines.base import EngineError, Request
 from rig.engines.gan import GanEngine
 from rig.engines.gan_prompt import word_amounts, words
-from rig.engines.gan_render import pan_gains, repeat_to, stereo_mix
+from rig.engines.gan_render import pan_gains, repeat_to, stereo_mix, vocode_loops, wrap_frames
+from rig.nn.mel import MelFrontEnd, MelSpec
+from rig.nn.vocoder import build_vocoder, vocoder_config
 from rig.params import Param, ParamError, check_controls
 from rig.prompt import parse_prompt
 
@@ -242,3 +244,23 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
             assert job.take.spectrogram.shape == (20, 256)  # the engine's own, for the UI
         finally:
             session.close()
+
+
+@pytest.mark.parametrize("kind", ["istft", "melgan"])
+def test_vocoded_loops_are_circular_at_the_default_sizes(kind: str) -> None:
+    """Rolling the mel by k frames rolls the audio by k hops: the wrapped context covers the
+    vocoder's receptive field, so the loop point is computed like any other point (no click)."""
+    torch.manual_seed(0)
+    vocoder = build_vocoder(vocoder_config({"type": kind})).eval()
+    front = MelFrontEnd(MelSpec())
+    mel = torch.randn(1, 80, 40) * 0.5 - 4.0
+    with torch.no_grad():
+        audio = vocode_loops(vocoder, front, mel)
+        rolled = vocode_loops(vocoder, front, mel.roll(10, dims=-1))
+    assert audio.shape == (1, 40 * 375)
+    scale = float(audio.abs().max())
+    assert scale > 0
+    assert torch.allclose(rolled, audio.roll(10 * 375, dims=-1), atol=1e-4 * scale)
+    assert torch.equal(
+        wrap_frames(mel[..., :3], 4)[0, 0], mel[0, 0, [2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]]
+    )
