@@ -7,18 +7,16 @@
 #
 #   scripts/train-defaults.sh                 # everything, to the end
 #   MINUTES=60 scripts/train-defaults.sh      # at most an hour per training step
-#   MATERIALS="drums bass" scripts/train-defaults.sh
+#   PLAN="drums:drums::drums:" scripts/train-defaults.sh   # only drums
 #
-# The shipped folders were exported when they met their bars, before the step counts below; each
-# card records the step, wall time and hardware it was exported at. pads starts from the bass
-# run's weights (--init: both are pitched GM material, so it converges sooner).
+# The shipped folders were exported when they met their bars, long before the step counts below;
+# each card records the step, wall time and hardware it was exported at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RIG=${RIG:-.venv/bin/rig}
 RUNS=${RUNS:-runs}
 CORPUS=$RUNS/corpus
 MINUTES=${MINUTES:-0}
-MATERIALS=${MATERIALS:-drums bass pads}
 VOCODER_STEPS=${VOCODER_STEPS:-60000}
 GAN_STEPS=${GAN_STEPS:-20000}
 
@@ -26,22 +24,31 @@ $RIG data demo "$CORPUS"
 $RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
     --steps "$VOCODER_STEPS" --adversarial-from 50000 --save-every 250 --minutes "$MINUTES"
 $RIG export "$RUNS/vocoder" --name vocoder --models models
+for material in drums bass pads texture; do
+    $RIG eval models/vocoder --data "$CORPUS/$material-heldout" --loops 100
+done
 declare -A TAGS=(
     [drums]=drums,beat,groove,techno,house,breakbeat,hiphop,funk
-    [bass]=bass,bassline,sub,groove
+    [bass]=bass,bassline,sub
     [pads]=pads,pad,chords,ambient,strings,atmosphere
     [texture]=texture,noise,foley,ambient
 )
-declare -A INIT=([pads]=bass)
-for material in $MATERIALS; do
-    init=()
-    if [[ -n "${INIT[$material]:-}" && ! -e "$RUNS/$material/config.json" ]]; then
-        init=(--init "$RUNS/${INIT[$material]}")
+# The GAN runs in order, as run:material:init:release:steps (steps empty: GAN_STEPS). Pitched
+# material learns harmonics slowly from scratch, so the shipped ones pass their weights along: pads
+# started from the bass run at step 1150, and the shipped bass (run bass-ft) from the pads run at
+# step 500. A run with no release is a stepping stone.
+PLAN=${PLAN:-drums:drums::drums: bass:bass:::1150 pads:pads:bass:pads: bass-ft:bass:pads:bass:}
+for entry in $PLAN; do
+    IFS=: read -r run material init release steps <<< "$entry"
+    from=()
+    if [[ -n "$init" && ! -e "$RUNS/$run/config.json" ]]; then
+        from=(--init "$RUNS/$init")
     fi
-    $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$material" --steps "$GAN_STEPS" \
-        --save-every 100 --minutes "$MINUTES" "${init[@]}"
-    $RIG export "$RUNS/$material" --name "$material" --models models --vocoder vocoder \
+    $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$run" --steps "${steps:-$GAN_STEPS}" \
+        --save-every 100 --minutes "$MINUTES" "${from[@]}"
+    [[ -n "$release" ]] || continue
+    $RIG export "$RUNS/$run" --name "$release" --models models --vocoder vocoder \
         --tags "${TAGS[$material]:-$material}"
-    $RIG train directions "models/$material"
-    $RIG eval "models/$material" --data "$CORPUS/$material-heldout" --train "$CORPUS/$material"
+    $RIG train directions "models/$release"
+    $RIG eval "models/$release" --data "$CORPUS/$material-heldout" --train "$CORPUS/$material"
 done
