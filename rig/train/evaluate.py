@@ -61,8 +61,9 @@ def evaluate_model(
     call per material fills its card.
     """
     real = _heldout_audio(heldout, loops, seed)
-    if read_config(folder).get("kind") == "vocoder":
-        return _evaluate_vocoder(folder, heldout, real)
+    config = read_config(folder)
+    if config.get("kind") == "vocoder":
+        return _evaluate_vocoder(folder, config, heldout, real)
     model = load_loop_model(folder)
     metrics: dict[str, Any] = {"heldout_loops": len(real)}
     metrics.update(vocoder_metrics(model.vocoder, model.mel, real))
@@ -80,8 +81,9 @@ def _heldout_audio(heldout: Path, loops: int, seed: int) -> torch.Tensor:
     return real
 
 
-def _evaluate_vocoder(folder: Path, heldout: Path, real: torch.Tensor) -> dict[str, Any]:
-    config = read_config(folder)
+def _evaluate_vocoder(
+    folder: Path, config: dict[str, Any], heldout: Path, real: torch.Tensor
+) -> dict[str, Any]:
     front = MelFrontEnd(MelSpec(**config["audio"]))
     material = json.loads((heldout / "dataset.json").read_text()).get("material") or heldout.name
     measured = {
