@@ -45,12 +45,14 @@ class MelFrontEnd(nn.Module):
     """Audio → log-mel, and the per-bin statistics that normalise it.
 
     Buffers: ``filterbank`` [n_mels, n_fft/2+1], ``band_to_bin`` [n_fft/2+1, n_mels] (each row the
-    bin's filter weights normalised to sum 1, zero for a bin no filter covers), ``window`` [win],
+    bin's filter weights normalised to sum 1, zero for a bin no filter covers), ``uncovered``
+    [n_fft/2+1, 1] (1 for those bins), ``window`` [win],
     ``mean`` and ``std`` [n_mels] (0 and 1 until a dataset's statistics are set).
     """
 
     filterbank: torch.Tensor
     band_to_bin: torch.Tensor
+    uncovered: torch.Tensor
     window: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
@@ -70,6 +72,7 @@ class MelFrontEnd(nn.Module):
         weight = filterbank.T.sum(dim=1, keepdim=True)
         band_to_bin = torch.where(weight > 0, filterbank.T / weight.clamp(min=1e-12), 0.0)
         self.register_buffer("band_to_bin", band_to_bin, persistent=False)
+        self.register_buffer("uncovered", (weight == 0).float(), persistent=False)  # [bins, 1]
         window = torch.hann_window(spec.win, periodic=True)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mean", torch.zeros(spec.n_mels))
@@ -124,22 +127,25 @@ class MelFrontEnd(nn.Module):
             missing = frames - target.shape[-1]
             target = torch.cat([target, target[..., -1:].expand(-1, -1, missing)], -1)
         with torch.autocast(audio.device.type, enabled=False):  # gains need float32
-            start = torch.matmul(self.filterbank, self._stft(audio).abs())
+            spectrum = self._stft(audio)
+            start = torch.matmul(self.filterbank, spectrum.abs())
             target = torch.minimum(target[..., :frames], start * max_boost)
-            for _ in range(iterations):
-                audio = self._match_once(audio, target)
+            for step in range(iterations):
+                if step:
+                    spectrum = self._stft(audio)
+                audio = self._project(spectrum, target, audio.shape[-1])
         return audio
 
-    def _match_once(self, audio: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """One projection of :meth:`match`; ``target`` ``[B, n_mels, samples // hop + 1]``."""
+    def _project(self, spectrum: torch.Tensor, target: torch.Tensor, samples: int) -> torch.Tensor:
+        """One projection of :meth:`match`: ``spectrum`` (the STFT of the current audio) with
+        each band scaled to ``target`` ``[B, n_mels, samples // hop + 1]``, back to
+        ``[B, samples]``."""
         s = self.spec
-        spectrum = self._stft(audio)
         current = torch.matmul(self.filterbank, spectrum.abs()).clamp(min=LOG_FLOOR)
         gain = (target / current).clamp(max=100.0)  # 40 dB: a band that went silent
-        uncovered = (self.band_to_bin.sum(dim=1, keepdim=True) == 0).float()  # [bins, 1]
-        spectrum = spectrum * (torch.matmul(self.band_to_bin, gain) + uncovered)
+        spectrum = spectrum * (torch.matmul(self.band_to_bin, gain) + self.uncovered)
         return torch.istft(
-            spectrum, s.n_fft, s.hop, s.win, self.window, center=True, length=audio.shape[-1]
+            spectrum, s.n_fft, s.hop, s.win, self.window, center=True, length=samples
         )
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
