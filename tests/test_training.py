@@ -29,8 +29,10 @@ from rig.prompt import parse_prompt
 from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
 from rig.train.directions import (
+    RIDGE_GRID,
     FittedDirection,
     check_direction,
+    choose_ridge,
     principal_directions,
     regression_direction,
 )
@@ -284,6 +286,31 @@ def test_direction_fitting_recovers_a_planted_direction() -> None:
     assert check_direction(render, ws[:10], backwards, centroid, rate)[1] == 0.0
     axes = principal_directions(ws * torch.tensor([5.0] + [1.0] * (dim - 1)), 2)
     assert abs(float(axes[0][0][0])) > 0.9 and axes[0][1] > axes[1][1]  # axis 0 has the variance
+
+
+def test_ridge_is_chosen_by_cross_validation() -> None:
+    """A noisy feature of w whose variance sits in a few axes (as in a trained mapping network):
+    least squares chases the noise into the many low-variance axes, the cross-validated ridge
+    finds the planted direction; pure noise gets the strongest ridge, a clean signal a weak one."""
+    rng = torch.Generator().manual_seed(0)
+    scales = torch.tensor([3.0] * 8 + [0.3] * 120)  # 8 loud axes of w, 120 quiet ones
+    ws = torch.randn(256, 128, generator=rng) * scales
+    planted = torch.zeros(128)
+    planted[:8] = 1 / np.sqrt(8)
+    signal = ws @ planted
+    noisy = (signal + 2.0 * signal.std() * torch.randn(256, generator=rng)).numpy()
+    fitted = regression_direction(ws, noisy)
+    x = ws - ws.mean(dim=0)
+    least_squares = torch.linalg.lstsq(x, torch.from_numpy(noisy - noisy.mean())[:, None]).solution
+    least_squares = least_squares[:, 0] / least_squares.norm()
+    assert float(fitted @ planted) > 0.8 and float(least_squares @ planted) < 0.5
+
+    x = x.double()
+    scale = float((x**2).sum()) / 128
+    pure_noise = torch.randn(256, generator=rng, dtype=torch.float64)
+    assert choose_ridge(x, pure_noise) == pytest.approx(RIDGE_GRID[-1] * scale)
+    clean = (signal - signal.mean()).double()
+    assert choose_ridge(x, clean / clean.std()) < RIDGE_GRID[len(RIDGE_GRID) // 2] * scale
 
 
 def test_frechet_distance() -> None:

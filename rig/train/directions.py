@@ -4,8 +4,9 @@
   the top ``components`` become ``pc1 …`` with a range of ±2 standard deviations along each.
 - Named directions: loops are generated for the same latents and measured (onset density →
   ``complexity``, energy below 150 Hz → ``bass``, spectral centroid → ``brightness``,
-  :mod:`rig.train.features`); a ridge regression of each feature on w gives its direction, with a
-  range of ±2 standard deviations of w along it.
+  :mod:`rig.train.features`); a ridge regression of each feature on w, its strength chosen by
+  leave-one-out cross-validation, gives its direction, with a range of ±2 standard deviations of
+  w along it.
 - Every direction is then checked on fresh latents: the loops are rendered at five amounts across
   the range and the feature is measured at each; the mean change from the low to the high end and
   the share of latents on which it rises are stored with the direction (``config.json``), so a
@@ -33,6 +34,7 @@ Feature = Callable[[np.ndarray, int], float]
 RANGE_SIGMAS = 2.0
 CHECK_LATENTS = 24
 CHECK_AMOUNTS = 5
+RIDGE_GRID = np.logspace(-4.0, 2.0, 25)  # ridge strengths, × mean squared singular value of w
 
 
 @dataclass
@@ -61,12 +63,50 @@ def principal_directions(ws: torch.Tensor, count: int) -> list[tuple[torch.Tenso
     ]
 
 
-def regression_direction(ws: torch.Tensor, values: np.ndarray, ridge: float = 1.0) -> torch.Tensor:
-    """The unit direction in w along which ``values`` ``[N]`` grow (ridge regression on centred
-    w)."""
+def ridge_errors(
+    x: torch.Tensor, y: torch.Tensor, ridges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out squared error of ridge regressions of ``y`` ``[N]`` on centred ``x``
+    ``[N, D]``, one per strength in ``ridges``: (mean ``[R]``, its standard error ``[R]``).
+
+    Closed form from one SVD: the held-out residual is ``r_i / (1 − H_ii)`` with the hat matrix
+    ``H = U diag(s² / (s² + λ)) Uᵀ`` (Hastie, Tibshirani & Friedman, ESL 2nd ed., §7.10)."""
+    u, s, _ = torch.linalg.svd(x, full_matrices=False)
+    uty = u.T @ y
+    means, errors = [], []
+    for ridge in ridges:
+        shrink = s**2 / (s**2 + float(ridge))
+        hat = (u**2 * shrink).sum(dim=1)
+        held_out = (y - u @ (shrink * uty)) / (1 - hat).clamp_min(1e-9)
+        squared = held_out**2
+        means.append(float(squared.mean()))
+        errors.append(float(squared.std()) / np.sqrt(len(y)))
+    return np.array(means), np.array(errors)
+
+
+def choose_ridge(x: torch.Tensor, y: torch.Tensor) -> float:
+    """The ridge strength for regressing ``y`` ``[N]`` on centred ``x`` ``[N, D]``: the strongest
+    on :data:`RIDGE_GRID` (scaled by the mean of ``x``'s squared singular values) whose
+    leave-one-out error is within one standard error of the best — ESL's "one-standard-error
+    rule" (§7.10).
+
+    A noisy feature on a few hundred latents otherwise gives a direction dominated by noise in
+    w's low-variance axes, along which the ±2 σ range is short and the sound barely moves."""
+    scale = float((x**2).sum()) / min(x.shape)  # mean squared singular value
+    ridges = RIDGE_GRID * scale
+    means, errors = ridge_errors(x, y, ridges)
+    best = int(np.argmin(means))
+    within = np.flatnonzero(means <= means[best] + errors[best])
+    return float(ridges[within.max()])
+
+
+def regression_direction(ws: torch.Tensor, values: np.ndarray) -> torch.Tensor:
+    """The unit direction in w ``[N, w_dim]`` along which ``values`` ``[N]`` grow: ridge
+    regression on centred w with the strength from :func:`choose_ridge`."""
     x = (ws - ws.mean(dim=0)).double()
     y = torch.from_numpy(np.asarray(values, dtype=np.float64))
     y = (y - y.mean()) / (y.std() + 1e-12)
+    ridge = choose_ridge(x, y)
     eye = torch.eye(x.shape[1], dtype=torch.float64)
     beta = torch.linalg.solve(x.T @ x + ridge * eye, x.T @ y)
     return (beta / (beta.norm() + 1e-12)).float()
