@@ -36,8 +36,9 @@ declare -A TAGS=(
 # The GAN runs in order, as run:material:init:release:steps (steps empty: GAN_STEPS). Pitched
 # material learns harmonics slowly from scratch, so the shipped ones pass their weights along: pads
 # started from the bass run at step 1150, and the shipped bass (run bass-ft) from the pads run at
-# step 500. A run with no release is a stepping stone.
-PLAN=${PLAN:-drums:drums::drums: bass:bass:::1150 pads:pads:bass:pads: bass-ft:bass:pads:bass:}
+# step 500; the pads run then goes on to its release. An entry with no release is a stepping stone;
+# a run already past an entry's steps does nothing for it.
+PLAN=${PLAN:-drums:drums::drums: bass:bass:::1150 pads:pads:bass::500 bass-ft:bass:pads:bass: pads:pads:bass:pads:}
 for entry in $PLAN; do
     IFS=: read -r run material init release steps <<< "$entry"
     from=()

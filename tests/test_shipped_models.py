@@ -18,7 +18,7 @@ from rig.prompt import parse_prompt
 from rig.train.card import shipping_bars
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
-LOOP_MODELS = ("drums", "pads")  # bass: not yet (see the README)
+LOOP_MODELS = ("drums", "bass", "pads")
 NAMED_DIRECTIONS = {"complexity", "bass", "brightness"}
 MAX_BYTES = 25 * 1024 * 1024
 
@@ -49,7 +49,10 @@ def test_each_loop_model_loads_strictly_and_met_every_bar(name: str) -> None:
     assert len(bars) == 2 + len(NAMED_DIRECTIONS) and all(ok for _, ok, _ in bars), bars
 
 
-@pytest.mark.parametrize(("prompt", "name"), [("techno drums", "drums"), ("ambient pads", "pads")])
+@pytest.mark.parametrize(
+    ("prompt", "name"),
+    [("techno drums", "drums"), ("deep bassline", "bass"), ("ambient pads", "pads")],
+)
 def test_the_engine_plays_the_shipped_models(config: Config, prompt: str, name: str) -> None:
     shipped = dataclasses.replace(config, paths=PathsConfig(config.paths.takes, (SHIPPED,)))
     out = GanEngine(shipped).generate(Request(parse_prompt(prompt), "gan", seed=5), lambda *a: None)
