@@ -316,14 +316,18 @@ def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
         run = partial(gan._train_step, G, D, opt_g, opt_d, real, step, settings, device)
         figures[name] = _median_ms(run, repeats) / 1000
     audio = LoopAudio()
-    front = MelFrontEnd(audio.mel)
-    net = build_vocoder(vocoder.default_vocoder("istft", audio))
+    defaults = vocoder.VocoderSettings()
+    rate = audio.mel.sr * defaults.upsample  # the shipped full-band vocoder
+    fronts = (MelFrontEnd(audio.mel, rate), vocoder.full_band_mel(rate))
+    net = build_vocoder(vocoder.default_vocoder("istft", audio, defaults.upsample))
     critic = MultiScaleDiscriminator()
     opt_v, opt_c = torch.optim.Adam(net.parameters()), torch.optim.Adam(critic.parameters())
-    crops = torch.randn(8, vocoder.VocoderSettings().segment_frames * audio.mel.hop) * 0.1
+    crops = torch.randn(8, defaults.segment_frames * fronts[0].spec.hop) * 0.1
     for name, adversarial_from in (("vocoder_step_s", 10**9), ("vocoder_adversarial_step_s", 0)):
         voc_settings = vocoder.VocoderSettings(adversarial_from=adversarial_from)
-        run = partial(vocoder._train_step, net, critic, opt_v, opt_c, front, crops, 1, voc_settings)
+        run = partial(
+            vocoder._train_step, net, critic, opt_v, opt_c, fronts, crops, 1, voc_settings
+        )
         figures[name] = _median_ms(run, repeats) / 1000
     figures["stylegan2_steps_per_hour"] = round(3600 / figures["stylegan2_step_s"])
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}

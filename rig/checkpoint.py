@@ -30,7 +30,13 @@ from torch import nn
 
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.stylegan2 import Generator, GeneratorConfig
-from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder_hop
+from rig.nn.vocoder import (
+    VocoderConfig,
+    build_vocoder,
+    vocoder_config,
+    vocoder_hop,
+    vocoder_upsample,
+)
 from rig.release import (
     CONFIG,
     FORMAT_VERSION,
@@ -105,10 +111,22 @@ class LoopModel:
     tags: tuple[str, ...] = ()
     shared_vocoder: str | None = None  # name of the sibling vocoder folder, if shared
     folder: Path | None = None
+    # The same mel read at the vocoder's output rate, for the mel projections after it.
+    output_mel: MelFrontEnd | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_mel is None:
+            self.output_mel = MelFrontEnd(self.audio.mel, self.sample_rate)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the audio the vocoder makes, Hz (the mel's, or a multiple of it)."""
+        return self.audio.mel.sr * vocoder_upsample(self.vocoder_config)
 
     def ready(self, device: str | torch.device = "cpu") -> LoopModel:
         """Move to ``device`` for inference: eval mode, no gradients. Returns ``self``."""
-        for module in (self.generator, self.mel, self.vocoder):
+        for module in (self.generator, self.mel, self.output_mel, self.vocoder):
+            assert module is not None
             module.to(device).eval().requires_grad_(False)
         for direction in self.directions.values():
             direction.vector = direction.vector.to(device)
@@ -165,10 +183,11 @@ def check_shapes(audio: LoopAudio, generator: GeneratorConfig, vocoder: VocoderC
             f"generator makes {generator.output_shape} (mels, frames) but the audio "
             f"config needs {(audio.mel.n_mels, audio.frames)}"
         )
-    if vocoder_hop(vocoder) != audio.mel.hop or vocoder.n_mels != audio.mel.n_mels:
+    upsample = vocoder_upsample(vocoder)
+    if vocoder_hop(vocoder) != upsample * audio.mel.hop or vocoder.n_mels != audio.mel.n_mels:
         problems.append(
-            f"vocoder takes {vocoder.n_mels} mels at hop {vocoder_hop(vocoder)} but "
-            f"the audio config has {audio.mel.n_mels} at hop {audio.mel.hop}"
+            f"vocoder takes {vocoder.n_mels} mels at hop {vocoder_hop(vocoder)} (upsampling "
+            f"{upsample}×) but the audio config has {audio.mel.n_mels} at hop {audio.mel.hop}"
         )
     if problems:
         raise CheckpointError("; ".join(problems))

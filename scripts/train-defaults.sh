@@ -1,55 +1,75 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default models: the demo corpus, one shared vocoder, one StyleGAN2 per
-# material, then export, directions and evaluation into models/. Every step resumes, so run it
-# again (in a later session) to continue where it stopped; MINUTES bounds each training step's
-# wall time in this call (0: train to the end). Runs save often (and on Ctrl-C/SIGTERM), so a
-# killed session loses minutes, not hours.
+# The recipe of the shipped default models: the demo corpus, one shared full-band vocoder, one
+# StyleGAN2 per material, then export, directions and evaluation into models/. Every step
+# resumes, so run it again (in a later session, on a new machine) to continue where it stopped;
+# MINUTES bounds each training step's wall time in this call (0: train to the end). Runs save
+# often (and on Ctrl-C/SIGTERM), so a killed session loses minutes, not hours.
 #
 #   scripts/train-defaults.sh                 # everything, to the end
+#   scripts/train-defaults.sh vocoder         # only the corpus and the vocoder
+#   scripts/train-defaults.sh gans            # only the corpus and the loop models
 #   MINUTES=60 scripts/train-defaults.sh      # at most an hour per training step
-#   PLAN="drums:drums::drums:" scripts/train-defaults.sh   # only drums
+#   PLAN="drums:drums:models/drums:drums:" scripts/train-defaults.sh gans   # only drums
+#   RELEASES=runs/releases scripts/train-defaults.sh   # export there, to compare before shipping
 #
-# The shipped folders were exported when they met their bars, long before the step counts below;
-# each card records the step, wall time and hardware it was exported at.
+# The vocoder and the GAN chain can run at the same time (two processes, THREADS=1 each on a
+# two-core machine). The shipped folders were exported when they met their bars, long before
+# the step counts below; each card records the step, wall time and hardware it was exported at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RIG=${RIG:-.venv/bin/rig}
 RUNS=${RUNS:-runs}
 CORPUS=$RUNS/corpus
 MINUTES=${MINUTES:-0}
+THREADS=${THREADS:-0}
 VOCODER_STEPS=${VOCODER_STEPS:-60000}
 GAN_STEPS=${GAN_STEPS:-20000}
+RELEASES=${RELEASES:-models}
+STAGE=${1:-all}
+mkdir -p "$RELEASES"
+[[ -e $RELEASES/vocoder ]] || cp -r models/vocoder "$RELEASES/"
 
 $RIG data demo "$CORPUS"
-$RIG train vocoder "$CORPUS"/{drums,bass,pads,texture} --out "$RUNS/vocoder" \
-    --steps "$VOCODER_STEPS" --adversarial-from 50000 --save-every 250 --minutes "$MINUTES"
-$RIG export "$RUNS/vocoder" --name vocoder --models models
-for material in drums bass pads texture; do
-    $RIG eval models/vocoder --data "$CORPUS/$material-heldout" --loops 100
-done
+
+if [[ $STAGE == all || $STAGE == vocoder ]]; then
+    # Full band: 24 kHz mels in, 48 kHz audio out, trained on every material of the corpus
+    # (melody only serves the vocoder), with gain/tilt/pitch augmentation. The recorded loop_*
+    # files of sonic-pi-samples are in no training set: rig eval --recorded uses them.
+    $RIG train vocoder "$CORPUS"/{drums,bass,pads,melody,texture,organic} --out "$RUNS/vocoder48" \
+        --upsample 2 --augment 0.5 --steps "$VOCODER_STEPS" --adversarial-from 50000 \
+        --loops-per-dataset 400 --save-every 250 --minutes "$MINUTES" --threads "$THREADS"
+    $RIG export "$RUNS/vocoder48" --name vocoder --models "$RELEASES"
+    for material in drums bass pads texture organic; do
+        $RIG eval "$RELEASES/vocoder" --data "$CORPUS/$material-heldout" --loops 100
+    done
+    $RIG eval "$RELEASES/vocoder" --recorded --loops 100
+fi
+
+[[ $STAGE == all || $STAGE == gans ]] || exit 0
 declare -A TAGS=(
     [drums]=drums,beat,groove,techno,house,breakbeat,hiphop,funk
     [bass]=bass,bassline,sub
     [pads]=pads,pad,chords,ambient,strings,atmosphere
-    [texture]=texture,noise,foley,ambient
+    [texture]=texture,noise,glitch,electronic
+    [organic]=organic,field,foley,nature,wind,rolling,footsteps,acoustic
 )
-# The GAN runs in order, as run:material:init:release:steps (steps empty: GAN_STEPS). Pitched
-# material learns harmonics slowly from scratch, so the shipped ones pass their weights along: pads
-# started from the bass run at step 1150, and the shipped bass (run bass-ft) from the pads run at
-# step 500; the pads run then goes on to its release. An entry with no release is a stepping stone;
-# a run already past an entry's steps does nothing for it.
-PLAN=${PLAN:-drums:drums::drums: bass:bass:::1150 pads:pads:bass::500 bass-ft:bass:pads:bass: pads:pads:bass:pads:}
+# The GAN runs in order, as run:material:init:release:steps (steps empty: GAN_STEPS). init is
+# another run in $RUNS or a release folder (a path with a slash); it only starts a new run.
+# drums, bass and pads go on from the shipped models (their runs of the first recipe are gone;
+# a release folder carries the EMA generator, the discriminator starts afresh); texture starts
+# from drums (onsets), organic from texture. Every run trains with discriminator augmentation.
+PLAN=${PLAN:-drums2:drums:models/drums:drums: bass2:bass:models/bass:bass: pads2:pads:models/pads:pads: texture:texture:models/drums:texture: organic:organic:texture:organic:}
 for entry in $PLAN; do
     IFS=: read -r run material init release steps <<< "$entry"
     from=()
     if [[ -n "$init" && ! -e "$RUNS/$run/config.json" ]]; then
-        from=(--init "$RUNS/$init")
+        [[ $init == */* ]] && from=(--init "$init") || from=(--init "$RUNS/$init")
     fi
     $RIG train stylegan2 "$CORPUS/$material" --out "$RUNS/$run" --steps "${steps:-$GAN_STEPS}" \
-        --save-every 100 --minutes "$MINUTES" "${from[@]}"
+        --augment 0.3 --save-every 100 --minutes "$MINUTES" --threads "$THREADS" "${from[@]}"
     [[ -n "$release" ]] || continue
-    $RIG export "$RUNS/$run" --name "$release" --models models --vocoder vocoder \
+    $RIG export "$RUNS/$run" --name "$release" --models "$RELEASES" --vocoder vocoder \
         --tags "${TAGS[$material]:-$material}"
-    $RIG train directions "models/$release"
-    $RIG eval "models/$release" --data "$CORPUS/$material-heldout" --train "$CORPUS/$material"
+    $RIG train directions "$RELEASES/$release"
+    $RIG eval "$RELEASES/$release" --data "$CORPUS/$material-heldout" --train "$CORPUS/$material"
 done

@@ -18,7 +18,10 @@ from rig.train.demo import (
     CC0_LICENCE,
     GM_LICENCE,
     LOOP_SAMPLES,
+    MATERIALS,
+    ORGANIC_PREFIXES,
     RATE,
+    SAMPLE_MATERIALS,
     SONIC_PI_COPYRIGHT,
     SOUND_FONT,
     DemoError,
@@ -75,10 +78,9 @@ def test_cc0_files_only(tmp_path: Path) -> None:
 @needs_tools
 def test_demo_corpus(tmp_path: Path) -> None:
     reports = build_demo(tmp_path / "corpus", plan=PLAN, progress=lambda _: None)
-    assert set(reports) == {
-        f"{m}{s}" for m in ("drums", "bass", "pads", "texture") for s in ("", "-heldout")
-    }
-    for material in ("drums", "bass", "pads", "texture"):
+    assert set(reports) == {f"{m}{s}" for m in MATERIALS for s in ("", "-heldout")}
+    assert RATE == 48_000  # full band: the vocoder learns 12-24 kHz from it
+    for material in MATERIALS:
         audio_dir = tmp_path / "corpus" / "audio" / material
         files = sorted(audio_dir.glob("*.flac"))
         assert [f.name for f in files] == [f"{material}-0000.flac", f"{material}-0001.flac"]
@@ -91,6 +93,12 @@ def test_demo_corpus(tmp_path: Path) -> None:
                 assert (wrap_jump(loop) <= 4 * step_p95(loop) + 2e-3).all()
         described = (audio_dir / "loops.jsonl").read_text().splitlines()
         assert len(described) == 4
+        used = {
+            layer["sample"] for line in described for layer in json.loads(line).get("layers", [])
+        }
+        assert not any(name.startswith("loop_") for name in used)  # the recorded loops: eval only
+        if material == "organic":
+            assert used and all(name.startswith(ORGANIC_PREFIXES) for name in used)
         entries = [
             json.loads(line)
             for line in (tmp_path / "corpus" / material / "manifest.jsonl").read_text().splitlines()
@@ -98,7 +106,7 @@ def test_demo_corpus(tmp_path: Path) -> None:
         segments = [e for e in entries if "offset_s" in e]
         assert len(segments) + reports[material].duplicates == 4
         assert {e["offset_s"] for e in segments} <= {0.0, 4.0}
-        licence = CC0_LICENCE if material == "texture" else GM_LICENCE
+        licence = CC0_LICENCE if material in SAMPLE_MATERIALS else GM_LICENCE
         assert {e["licence"] for e in segments} == {licence} and segments[0]["tempo"] == 120.0
     credits = (tmp_path / "corpus" / "CREDITS.md").read_text()
     assert "ambi_choir.flac" in credits and "FluidR3_GM" in credits

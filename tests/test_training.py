@@ -173,6 +173,22 @@ def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:
     assert rate == TINY_AUDIO.mel.sr and len(preview) == 2 * 4 * TINY_AUDIO.samples
 
 
+def test_full_band_vocoder_reads_the_mel_and_writes_twice_its_rate(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    settings = VocoderSettings(**TWO_STEPS, adversarial_from=1, segment_frames=16, upsample=2)
+    run = train_vocoder([data[0]], tmp_path / "full", "istft", settings)
+    config = json.loads((run / "config.json").read_text())["vocoder"]
+    hop = 2 * TINY_AUDIO.mel.hop
+    assert config["upsample"] == 2 and config["hop"] == hop and config["n_fft"] == 4 * hop
+    rows = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines()]
+    assert all(row["full_mel"] > 0 for row in rows)
+    preview, rate = soundfile.read(run / "previews" / "step-000002.wav")
+    assert rate == 2 * TINY_AUDIO.mel.sr and len(preview) == 2 * 4 * 2 * TINY_AUDIO.samples
+    audio = torch.from_numpy(dataset_audio(data[0], 2, rate=rate))
+    assert audio.shape == (2, 2 * TINY_AUDIO.samples)
+
+
 def test_melgan_trainer_smoke(data: tuple[Path, Path], tmp_path: Path) -> None:
     settings = VocoderSettings(**TWO_STEPS, adversarial_from=0, segment_frames=16)
     run = train_vocoder([data[0]], tmp_path / "melgan", "melgan", settings, TINY_MELGAN)

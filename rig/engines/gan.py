@@ -142,7 +142,7 @@ class GanEngine:
         }
         return EngineOutput(
             audio,
-            model.audio.mel.sr,
+            model.sample_rate,
             metadata,
             source_bpm=model.audio.bpm,
             bar_aligned=True,
@@ -208,7 +208,7 @@ class GanEngine:
         bars = prompt.bars or model.audio.bars
         beats = bars * model.audio.beats_per_bar
         seconds = beats * 60.0 / model.audio.bpm + TAIL_S
-        return repeat_to(loop, round(seconds * model.audio.mel.sr))
+        return repeat_to(loop, round(seconds * model.sample_rate))
 
     def _measure_spread(self, model: LoopModel) -> float:
         """RMS per-dimension distance of mapped latents from ``w_avg`` (fixed seed)."""

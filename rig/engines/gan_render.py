@@ -35,7 +35,7 @@ MEL_MATCH_ITERATIONS = 4
 class Rendered:
     """What one render made."""
 
-    stereo: np.ndarray  # [2, samples] float32 at the model's rate, one loop of the model's bars
+    stereo: np.ndarray  # [2, samples] float32 at the vocoder's rate, one loop of the model's bars
     spectrogram: np.ndarray  # [n_mels, frames] log-mel of the first latent
     seconds: dict[str, float]  # wall time per stage: synthesis, vocoder, mix
 
@@ -81,7 +81,9 @@ def vocode_loops(
 ) -> torch.Tensor:
     """``[B, n_mels, frames]`` natural-log mel of circular loops → ``[B, frames · hop]`` audio.
 
-    The vocoder and the mel projection (``front.match``, ``match_iterations`` times) see
+    ``front`` reads audio at the vocoder's output rate (``LoopModel.output_mel``; its ``hop``
+    is the vocoder's). The vocoder and the mel projection (``front.match``,
+    ``match_iterations`` times) see
     ``WRAP_FRAMES`` of wrapped context on each side, cut away afterwards (no seam at the loop
     point).
     """
@@ -95,7 +97,7 @@ def vocode_loops(
 def synthesize(model: LoopModel, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
     """``[B, w_dim]`` latents → ``[B, frames · hop]`` mono loops (float32, no autocast)."""
     spec = model.generator.synthesis(model.generator.broadcast(ws), noise)[:, 0].float()
-    return vocode_loops(model.vocoder, model.mel, model.mel.denormalize(spec))
+    return vocode_loops(model.vocoder, _output_mel(model), model.mel.denormalize(spec))
 
 
 def render(
@@ -126,7 +128,7 @@ def render(
         _sync(device)
         seconds["synthesis"] = time.perf_counter() - start
         start = time.perf_counter()
-        audio = vocode_loops(model.vocoder, model.mel, mel)
+        audio = vocode_loops(model.vocoder, _output_mel(model), mel)
         _sync(device)
     sources = audio.cpu().numpy()
     seconds["vocoder"] = time.perf_counter() - start
@@ -140,6 +142,11 @@ def repeat_to(audio: np.ndarray, samples: int) -> np.ndarray:
     """A circular loop ``[channels, n]`` repeated (or cut) to ``[channels, samples]``."""
     reps = -(-samples // audio.shape[1])
     return np.tile(audio, (1, reps))[:, :samples]
+
+
+def _output_mel(model: LoopModel) -> MelFrontEnd:
+    assert model.output_mel is not None  # set by LoopModel.__post_init__
+    return model.output_mel
 
 
 def _sync(device: torch.device) -> None:

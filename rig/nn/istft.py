@@ -20,11 +20,12 @@ class IstftConfig:
     """Shape of an iSTFT vocoder."""
 
     n_mels: int = 80
-    hop: int = 375  # samples per frame (the mel hop)
+    hop: int = 375  # output samples per frame: upsample × the mel's hop
     n_fft: int = 1500  # synthesis FFT size (4 hops)
     dim: int = 256  # channels of the backbone
     layers: int = 6  # ConvNeXt blocks
     mlp_ratio: int = 3  # hidden size of each block's MLP, in multiples of dim
+    upsample: int = 1  # output rate ÷ the mel's rate (2: 24 kHz mels → 48 kHz, full band)
     type: str = "istft"
 
     def to_dict(self) -> dict[str, object]:

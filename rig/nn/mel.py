@@ -40,6 +40,17 @@ class MelSpec:
         """The JSON form (config.json ``audio`` section)."""
         return asdict(self)
 
+    def at_rate(self, sr: int) -> MelSpec:
+        """The same analysis for audio at ``sr`` (a whole multiple of ``self.sr``): FFT size,
+        hop and window scaled so that frames, bins (Hz) and bands stay where they were."""
+        factor = sr // self.sr
+        if factor < 1 or factor * self.sr != sr:
+            raise ValueError(f"{sr} Hz is not a whole multiple of the mel's {self.sr} Hz")
+        return MelSpec(
+            sr, self.n_fft * factor, self.hop * factor, self.win * factor, self.n_mels,
+            self.fmin, self.fmax,
+        )  # fmt: skip
+
 
 class MelFrontEnd(nn.Module):
     """Audio → log-mel, and the per-bin statistics that normalise it.
@@ -57,23 +68,29 @@ class MelFrontEnd(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, spec: MelSpec) -> None:
+    def __init__(self, spec: MelSpec, sr: int | None = None) -> None:
+        """``spec``: the mel the values are on. ``sr``: the rate of the audio this front end
+        reads, a whole multiple k of ``spec.sr`` (default: ``spec.sr``): it then analyses with
+        :meth:`MelSpec.at_rate` and scales the filterbank by 1/k, so a band-limited signal gives
+        the mel it gives at ``spec.sr`` (an STFT magnitude grows with the window's samples). A
+        48 kHz vocoder thus reads and matches the mels of 24 kHz models."""
         super().__init__()
-        self.spec = spec
+        self.spec = spec.at_rate(sr) if sr else spec
+        self.mel_spec = spec  # the rate and analysis the mel values refer to
         bank = librosa.filters.mel(
-            sr=spec.sr,
-            n_fft=spec.n_fft,
+            sr=self.spec.sr,
+            n_fft=self.spec.n_fft,
             n_mels=spec.n_mels,
             fmin=spec.fmin,
             fmax=spec.fmax,
-        )
+        ) * (spec.sr / self.spec.sr)
         filterbank = torch.from_numpy(bank).float()
         self.register_buffer("filterbank", filterbank, persistent=False)
         weight = filterbank.T.sum(dim=1, keepdim=True)
         band_to_bin = torch.where(weight > 0, filterbank.T / weight.clamp(min=1e-12), 0.0)
         self.register_buffer("band_to_bin", band_to_bin, persistent=False)
         self.register_buffer("uncovered", (weight == 0).float(), persistent=False)  # [bins, 1]
-        window = torch.hann_window(spec.win, periodic=True)
+        window = torch.hann_window(self.spec.win, periodic=True)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("mean", torch.zeros(spec.n_mels))
         self.register_buffer("std", torch.ones(spec.n_mels))

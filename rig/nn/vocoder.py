@@ -35,8 +35,14 @@ def vocoder_config(data: Mapping[str, Any]) -> VocoderConfig:
 
 
 def vocoder_hop(cfg: VocoderConfig) -> int:
-    """Samples per mel frame the vocoder produces."""
+    """Samples per mel frame the vocoder produces (at its own output rate)."""
     return cfg.hop if isinstance(cfg, IstftConfig) else math.prod(cfg.ratios)
+
+
+def vocoder_upsample(cfg: VocoderConfig) -> int:
+    """The vocoder's output rate ÷ its mel's rate (1, or 2 for a full-band 48 kHz vocoder of
+    24 kHz mels)."""
+    return cfg.upsample if isinstance(cfg, IstftConfig) else 1
 
 
 def build_vocoder(cfg: VocoderConfig) -> nn.Module:

@@ -53,7 +53,7 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     prepare.add_argument("--licence", default="", help="licence of the material")
     demo = data_sub.add_parser("demo", help="render the default CC0/MIT corpus and prepare it")
     demo.add_argument("out", type=Path, help="corpus folder (resumes if present)")
-    demo.add_argument("--materials", type=_csv, default=("drums", "bass", "pads", "texture"))
+    demo.add_argument("--materials", type=_csv, help="comma-separated (default: all)")
     demo.add_argument("--loops", type=int, default=2000, help="training loops per material")
     demo.add_argument("--heldout", type=int, default=200, help="held-out loops per material")
     demo.add_argument("--seed", type=int, default=0)
@@ -70,6 +70,13 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     gan.add_argument("--channels", type=_ints, help="generator channels per level, coarse → fine")
     gan.add_argument("--vocoder", type=Path, help="vocoder folder for the audio previews")
     gan.add_argument(
+        "--augment",
+        type=float,
+        default=0.3,
+        help="probability of each discriminator augmentation: shift by sixteenths, band mask, "
+        "gain (0: off; default 0.3)",
+    )
+    gan.add_argument(
         "--init", type=Path, help="a stylegan2 run whose weights a new run starts from"
     )
     for name, kind in (("melgan", "melgan"), ("vocoder", None)):
@@ -84,6 +91,19 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
         voc.add_argument("--lr", type=float, default=2e-4, help="learning rate")
         voc.add_argument("--adversarial-from", type=int, default=2000)
         voc.add_argument("--loops-per-dataset", type=int, default=600)
+        voc.add_argument(
+            "--upsample",
+            type=int,
+            choices=(1, 2),
+            default=2,
+            help="output rate ÷ mel rate (istft; 2: 24 kHz mels → 48 kHz audio, the default)",
+        )
+        voc.add_argument(
+            "--augment",
+            type=float,
+            default=0.5,
+            help="probability of each audio augmentation: gain, tilt, pitch (0: off)",
+        )
     directions = train_sub.add_parser("directions", help="fit named and PCA directions of a model")
     directions.add_argument("model", type=Path, help="a model release folder")
     directions.add_argument("--samples", type=int, default=512, help="loops generated to fit on")
@@ -140,11 +160,13 @@ def _threads(args: argparse.Namespace) -> None:
 def cmd_data(args: argparse.Namespace, config: Config) -> int:
     """``rig data prepare|demo``."""
     if args.data_command == "demo":
-        from rig.train.demo import DemoPlan, build_demo
+        from rig.train.demo import MATERIALS, DemoPlan, build_demo
 
         _positive(loops=args.loops, heldout=args.heldout)
         reports = build_demo(
-            args.out, args.materials, DemoPlan(args.loops, args.heldout, seed=args.seed)
+            args.out,
+            args.materials or MATERIALS,
+            DemoPlan(args.loops, args.heldout, seed=args.seed),
         )
         for name, report in reports.items():
             print(f"{name}: {report.segments} new segments", file=sys.stderr)
@@ -191,6 +213,7 @@ def _train_stylegan2(args: argparse.Namespace, config: Config) -> int:
         batch=args.batch,
         learning_rate=args.lr,
         r1_gamma=args.r1_gamma,
+        augment_p=args.augment,
         save_every=args.save_every,
         preview_every=max(1, args.preview_every),
         seed=args.seed,
@@ -213,6 +236,8 @@ def _train_vocoder(args: argparse.Namespace, config: Config) -> int:
         learning_rate=args.lr,
         adversarial_from=args.adversarial_from,
         loops_per_dataset=args.loops_per_dataset,
+        upsample=args.upsample if (getattr(args, "type", None) or "melgan") == "istft" else 1,
+        augment_p=args.augment,
         save_every=max(1, args.save_every),
         preview_every=max(1, args.preview_every),
         seed=args.seed,

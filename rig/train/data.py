@@ -112,16 +112,24 @@ def bar_segments(
 
 
 def cut_segment(
-    audio: np.ndarray, rate: int, tempo: float, offset_s: float, grid: LoopAudio
+    audio: np.ndarray,
+    rate: int,
+    tempo: float,
+    offset_s: float,
+    grid: LoopAudio,
+    out_rate: int | None = None,
 ) -> np.ndarray:
     """The segment of ``grid.bars`` bars at ``tempo`` starting ``offset_s`` into ``[C, T]``
-    audio at ``rate``, stretched to the grid's tempo and resampled: ``[C, grid.samples]``."""
+    audio at ``rate``, stretched to the grid's tempo and resampled to ``out_rate`` (default
+    the grid's mel rate): ``[C, grid.samples · out_rate / mel rate]``."""
+    out_rate = out_rate or grid.mel.sr
     source_len = grid.bars * grid.beats_per_bar * 60.0 / tempo
     piece = audio[:, round(offset_s * rate) : round((offset_s + source_len) * rate)]
     piece = stretch(piece, grid.bpm / tempo) if abs(tempo - grid.bpm) > 1e-3 else piece
-    piece = resample(piece, rate, grid.mel.sr)
-    exact = np.zeros((piece.shape[0], grid.samples), dtype=np.float32)
-    exact[:, : min(grid.samples, piece.shape[1])] = piece[:, : grid.samples]
+    piece = resample(piece, rate, out_rate)
+    samples = round(grid.samples * out_rate / grid.mel.sr)
+    exact = np.zeros((piece.shape[0], samples), dtype=np.float32)
+    exact[:, : min(samples, piece.shape[1])] = piece[:, :samples]
     return exact
 
 
@@ -291,9 +299,12 @@ def load_dataset(folder: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return (torch.cat(mels) if mels else torch.zeros(0)), stats
 
 
-def dataset_audio(folder: Path, limit: int | None = None, seed: int = 0) -> np.ndarray:
+def dataset_audio(
+    folder: Path, limit: int | None = None, seed: int = 0, rate: int | None = None
+) -> np.ndarray:
     """The audio of a prepared dataset's segments, cut again from the source files the manifest
-    names (``dataset.json`` ``source_dir``): ``[N, samples]`` mono at the dataset rate.
+    names (``dataset.json`` ``source_dir``): ``[N, samples]`` mono at ``rate`` (default the
+    dataset's mel rate; a full-band vocoder reads its sources at 48 kHz).
 
     ``limit`` segments at most, drawn at random (``seed``) from the whole set.
 
@@ -316,10 +327,14 @@ def dataset_audio(folder: Path, limit: int | None = None, seed: int = 0) -> np.n
     pieces = []
     for name in dict.fromkeys(entry["source"] for entry in entries):
         try:
-            audio, rate = read_audio(source / name)
+            audio, source_rate = read_audio(source / name)
         except LoopError as error:
             raise ValueError(f"{folder}: its source {source / name} is gone ({error})") from None
         mono = audio.mean(axis=0, keepdims=True)
         for entry in (e for e in entries if e["source"] == name):
-            pieces.append(cut_segment(mono, rate, entry["tempo"], entry["offset_s"], grid)[0])
-    return np.stack(pieces) if pieces else np.zeros((0, grid.samples), dtype=np.float32)
+            pieces.append(
+                cut_segment(mono, source_rate, entry["tempo"], entry["offset_s"], grid, rate)[0]
+            )
+    if pieces:
+        return np.stack(pieces)
+    return np.zeros((0, round(grid.samples * (rate or grid.mel.sr) / grid.mel.sr)), np.float32)

@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.release import CheckpointError
+from rig.train.augment import SPECTROGRAM_AUGMENTS, augment_spectrograms
 from rig.train.data import load_dataset
 from rig.train.run import (
     Checkpointer,
@@ -57,6 +59,8 @@ class GanSettings:
     mixing: float = 0.5  # probability of style mixing per batch
     ema_kimg: float = 2.0  # EMA half-life in thousands of images
     ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen
+    augment_p: float = 0.3  # probability of each discriminator augmentation (0: none)
+    augment: tuple[str, ...] = SPECTROGRAM_AUGMENTS  # which (rig.train.augment)
     save_every: int = 500
     preview_every: int = 1000
     log_every: int = 10
@@ -130,11 +134,18 @@ def train_stylegan2(
             if any(key.startswith(name + "/") for key in start.tensors):
                 load_module(name, module, start.tensors)
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
+    grid_steps = audio.bars * audio.beats_per_bar * 4  # sixteenths of one loop
 
     def train_step(step: int) -> dict[str, float]:
         rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)  # resumes exactly
         real = reals[torch.randint(len(reals), (settings.batch,), generator=rng)].to(device)
-        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device)
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return augment_spectrograms(
+                x, settings.augment_p, grid_steps, front.std, settings.augment, rng
+            )
+
+        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device, augment)
         _update_ema(G_ema, G, step + 1, settings)
         return losses
 
@@ -256,8 +267,10 @@ def _train_step(
     step: int,
     settings: GanSettings,
     device: torch.device,
+    augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
 ) -> dict[str, float]:
-    """One D step (with lazy R1 every ``r1_every``) and one G step. Returns the losses."""
+    """One D step (with lazy R1 every ``r1_every``) and one G step; the discriminator sees
+    everything through ``augment`` (reals and fakes alike). Returns the losses."""
     batch, z_dim = real.shape[0], G.cfg.z_dim
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -274,7 +287,8 @@ def _train_step(
     D.requires_grad_(True)
     with autocast:
         fake = fake_batch()
-        real_logits, fake_logits = D(real).float(), D(fake.detach()).float()
+        real_logits = D(augment(real)).float()
+        fake_logits = D(augment(fake.detach())).float()
     d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -282,7 +296,7 @@ def _train_step(
     r1 = 0.0
     if step % settings.r1_every == 0:
         real_r1 = real.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
+        (grad,) = torch.autograd.grad(D(augment(real_r1)).sum(), real_r1, create_graph=True)
         penalty = grad.square().sum(dim=(1, 2, 3)).mean()
         opt_d.zero_grad(set_to_none=True)
         (penalty * settings.r1_gamma / 2 * settings.r1_every).backward()
@@ -294,7 +308,7 @@ def _train_step(
     with autocast:
         with torch.no_grad():
             G.mapping(torch.randn(batch, z_dim, device=device), track_beta=0.995)
-        g_loss = F.softplus(-D(fake_batch()).float()).mean()
+        g_loss = F.softplus(-D(augment(fake_batch())).float()).mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()

@@ -26,6 +26,9 @@ DRUM_CHANNEL = 9
 KITS = (0, 8, 16, 24, 25, 32, 40)
 BASS_PROGRAMS = (32, 33, 34, 35, 36, 37, 38, 39, 87)
 PAD_PROGRAMS = (88, 89, 90, 91, 92, 93, 94, 95, 48, 49, 50, 52, 19, 4)
+MELODY_PROGRAMS = tuple(  # every melodic program but the basses, pads and sound effects
+    p for p in range(112) if p not in BASS_PROGRAMS and p not in PAD_PROGRAMS
+)
 
 KICK, RIM, SNARE, CLAP = 36, 37, 38, 39
 CLOSED_HAT, PEDAL_HAT, OPEN_HAT = 42, 44, 46
@@ -214,7 +217,38 @@ def pad_pattern(rng: random.Random) -> Pattern:
     return Pattern(notes, program, False, {**described, "program": program}, rng.randrange(30, 90))
 
 
-PATTERN_MAKERS = {"drums": drum_pattern, "bass": bass_pattern, "pads": pad_pattern}
+def melody_pattern(rng: random.Random) -> Pattern:
+    """A melody or arpeggio on any melodic GM instrument (pianos, organs, guitars, strings,
+    brass, reeds, pipes, leads, ethnic), in any key and register: timbral variety for training
+    the vocoder, not a loop model of its own."""
+    key = 36 + rng.randrange(12) + 12 * rng.randrange(4)  # C2 … B5
+    scale = rng.choice((MAJOR, MINOR))
+    grid = rng.choice((1, 2, 2, 4))  # note lengths in sixteenths
+    gate = rng.choice((0.5, 0.9, 1.0))
+    degree = rng.randrange(7)
+    notes: list[Note] = []
+    for step in range(0, STEPS, grid):
+        if rng.random() < 0.2:
+            continue  # a rest
+        degree = max(-7, min(14, degree + rng.choice((-2, -1, -1, 0, 1, 1, 2, 4))))
+        pitch = _scale_degree(key, scale, degree)
+        notes.append(Note(step / 4, grid / 4 * gate, pitch, _velocity(rng, 95, 15)))
+    program = rng.choice(MELODY_PROGRAMS)
+    described: dict[str, object] = {
+        "key": key % 12,
+        "minor": scale is MINOR,
+        "grid": grid,
+        "program": program,
+    }
+    return Pattern(notes, program, False, described, rng.randrange(0, 80), rng.randrange(90, 120))
+
+
+PATTERN_MAKERS = {
+    "drums": drum_pattern,
+    "bass": bass_pattern,
+    "pads": pad_pattern,
+    "melody": melody_pattern,
+}
 
 
 def write_midi(patterns: list[Pattern], path: Path) -> None:

@@ -1,7 +1,8 @@
 """``rig train melgan`` / ``rig train vocoder``: train a mel → audio vocoder for the loop models.
 
 Objective, after MelGAN (Kumar et al. 2019) and HiFi-GAN (Kong et al. 2020) for the weights:
-an L1 log-mel reconstruction loss (×45) through the models' own front end plus a
+an L1 log-mel reconstruction loss (×45) through the models' own front end (and, for a full-band
+vocoder, the same on a 128-band mel up to its Nyquist frequency, HiFi-GAN's full-band loss) plus a
 multi-resolution STFT loss (spectral convergence + log magnitude at 512/1024/2048-point FFTs,
 Yamamoto et al. 2020) from the first step, which converges fast on small compute; the multi-scale
 discriminators (least squares) and their feature matching (×2) join after ``adversarial_from``
@@ -9,8 +10,16 @@ steps. Adam (β = 0.8, 0.99).
 
 ``--type istft`` (default, the fast CPU vocoder) or ``--type melgan``. Data: the audio of one or
 more prepared datasets (:func:`rig.train.data.dataset_audio`), cut into random crops of
-``segment_frames`` mel frames. A run folder holds ``config.json``, ``checkpoint/`` (resumes),
-``loss.jsonl``, ``loss.png`` and ``previews/step-NNNNNN.wav`` (real loops → mel → vocoder).
+``segment_frames`` mel frames, each augmented (gain, spectral tilt, pitch:
+:func:`rig.train.augment.augment_audio`) with probability ``augment_p``.
+
+**Full band** (``--upsample 2``, the default): the vocoder reads the 24 kHz models' 80-band mel
+(up to 12 kHz) and writes 48 kHz audio, so it learns the 12–24 kHz band from the 48 kHz corpus
+(bandwidth extension): the generators need no retraining. Its input mel is computed from the 48 kHz
+crop by :class:`rig.nn.mel.MelFrontEnd` at that rate, which gives the 24 kHz mel's values.
+
+A run folder holds ``config.json``, ``checkpoint/`` (resumes), ``loss.jsonl``, ``loss.png`` and
+``previews/step-NNNNNN.wav`` (real loops → mel → vocoder).
 """
 
 from __future__ import annotations
@@ -29,14 +38,15 @@ from torch import nn
 from rig.checkpoint import LoopAudio
 from rig.engines.device import pick_device
 from rig.nn.istft import IstftConfig
-from rig.nn.mel import MelFrontEnd
+from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
-from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config
+from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder_upsample
+from rig.train.augment import augment_audio
 from rig.train.data import dataset_audio
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
-LOSS_KEYS = ("mel", "stft", "adversarial", "discriminator")
+LOSS_KEYS = ("mel", "full_mel", "stft", "adversarial", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,9 @@ class VocoderSettings:
     mel_weight: float = 45.0
     feature_weight: float = 2.0
     loops_per_dataset: int = 600  # 4-s loops of audio read from each dataset
+    upsample: int = 2  # output rate ÷ mel rate (istft only; 2: 24 kHz mels → 48 kHz audio)
+    augment_p: float = 0.5  # probability of each audio augmentation per crop (0: none)
+    full_mel_weight: float = 15.0  # full-band 128-mel L1 (upsample > 1 only)
     save_every: int = 500
     preview_every: int = 1000
     log_every: int = 10
@@ -59,10 +72,14 @@ class VocoderSettings:
     device: str = "auto"
 
 
-def default_vocoder(kind: str, audio: LoopAudio) -> VocoderConfig:
-    """The shipped shape of a vocoder of type ``kind`` ("istft" or "melgan") for ``audio``."""
+def default_vocoder(kind: str, audio: LoopAudio, upsample: int = 1) -> VocoderConfig:
+    """The shipped shape of a vocoder of type ``kind`` ("istft" or "melgan") for ``audio``,
+    writing ``upsample`` × the mel's rate (istft only)."""
     if kind == "istft":
-        return IstftConfig(n_mels=audio.mel.n_mels, hop=audio.mel.hop, n_fft=4 * audio.mel.hop)
+        hop = audio.mel.hop * upsample
+        return IstftConfig(n_mels=audio.mel.n_mels, hop=hop, n_fft=4 * hop, upsample=upsample)
+    if upsample != 1:
+        raise TrainError(f"a {kind} vocoder writes at its mel's rate: --upsample must be 1")
     if kind == "melgan":
         return MelGANConfig(n_mels=audio.mel.n_mels, ratios=upsampling_ratios(audio.mel.hop))
     raise TrainError(f"unknown vocoder type {kind!r}: choose istft or melgan")
@@ -98,17 +115,20 @@ def train_vocoder(
     its own)."""
     settings = settings or VocoderSettings()
     audio_cfg = _common_audio(datasets)
+    upsample = settings.upsample if kind == "istft" else 1
     cfg = _run_config(
-        out, datasets, audio_cfg, config or default_vocoder(kind, audio_cfg), settings
+        out, datasets, audio_cfg, config or default_vocoder(kind, audio_cfg, upsample), settings
     )
+    rate = audio_cfg.mel.sr * vocoder_upsample(cfg)
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     clips = torch.from_numpy(
         np.concatenate(
-            [dataset_audio(d, settings.loops_per_dataset, settings.seed) for d in datasets]
+            [dataset_audio(d, settings.loops_per_dataset, settings.seed, rate) for d in datasets]
         )
     )
-    front = MelFrontEnd(audio_cfg.mel).to(device)
+    front = MelFrontEnd(audio_cfg.mel, rate).to(device)
+    full_band = full_band_mel(rate).to(device) if rate != audio_cfg.mel.sr else None
     vocoder, critic = build_vocoder(cfg).to(device), MultiScaleDiscriminator().to(device)
     opt_v = torch.optim.Adam(vocoder.parameters(), settings.learning_rate, betas=(0.8, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), settings.learning_rate, betas=(0.8, 0.99))
@@ -118,12 +138,14 @@ def train_vocoder(
         {"vocoder": opt_v, "critic": opt_d},
         device,
     )
-    crop = settings.segment_frames * audio_cfg.mel.hop
+    crop = settings.segment_frames * front.spec.hop
 
     def train_step(step: int) -> dict[str, float]:
         rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)  # resumes exactly
-        real = random_crops(clips, settings.batch, crop, rng).to(device)
-        return _train_step(vocoder, critic, opt_v, opt_d, front, real, step, settings)
+        real = augment_audio(random_crops(clips, settings.batch, crop, rng), rate,
+                             settings.augment_p, rng).to(device)  # fmt: skip
+        fronts = (front, full_band)
+        return _train_step(vocoder, critic, opt_v, opt_d, fronts, real, step, settings)
 
     def preview(step: int) -> None:
         path = out / "previews" / f"step-{step:06d}.wav"
@@ -181,6 +203,13 @@ def _run_config(
     return cfg
 
 
+def full_band_mel(rate: int) -> MelFrontEnd:
+    """A 128-band mel up to ``rate`` / 2, for the full-band reconstruction loss."""
+    n_fft = 2048 * max(1, rate // 24000)
+    spec = MelSpec(rate, n_fft, n_fft // 4, n_fft, 128, 0.0, rate / 2)
+    return MelFrontEnd(spec)
+
+
 def random_crops(
     clips: torch.Tensor, batch: int, samples: int, rng: torch.Generator
 ) -> torch.Tensor:
@@ -215,12 +244,15 @@ def _train_step(
     critic: MultiScaleDiscriminator,
     opt_v: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
-    front: MelFrontEnd,
+    fronts: tuple[MelFrontEnd, MelFrontEnd | None],
     real: torch.Tensor,
     step: int,
     settings: VocoderSettings,
 ) -> dict[str, float]:
-    """One discriminator step (once adversarial) and one vocoder step. Returns the losses."""
+    """One discriminator step (once adversarial) and one vocoder step. ``fronts``: the input
+    mel's front end at the audio's rate, and the full-band one (None at the mel's own rate).
+    Returns the losses."""
+    front, full_band = fronts
     mel = log_mel_frames(front, real)
     fake = vocoder(mel)[:, 0]
     adversarial = step >= settings.adversarial_from
@@ -238,6 +270,10 @@ def _train_step(
     mel_loss = F.l1_loss(log_mel_frames(front, fake), mel)
     spectral = stft_loss(fake, real)
     loss = settings.mel_weight * mel_loss + spectral
+    full_loss = torch.zeros(())
+    if full_band is not None:
+        full_loss = F.l1_loss(full_band(fake), full_band(real))
+        loss = loss + settings.full_mel_weight * full_loss
     g_adv = torch.zeros(())
     if adversarial:
         critic.requires_grad_(False)
@@ -255,7 +291,13 @@ def _train_step(
     opt_v.zero_grad(set_to_none=True)
     loss.backward()
     opt_v.step()
-    values = {"mel": mel_loss, "stft": spectral, "adversarial": g_adv, "discriminator": d_loss}
+    values = {
+        "mel": mel_loss,
+        "full_mel": full_loss,
+        "stft": spectral,
+        "adversarial": g_adv,
+        "discriminator": d_loss,
+    }
     return {name: float(value.detach()) for name, value in values.items()}
 
 
