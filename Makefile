@@ -44,10 +44,11 @@ devicelint: setup
 pytest: setup
 	$(BIN)/pytest -q --durations=12
 
-# The device logic's tests with Node's own runner (no npm packages).
-nodetest:
+# The device's tests with Node's own runner (no npm packages): the built device in the Max
+# double (max4live/harness/), so the device is built first.
+nodetest: device
 	@command -v node >/dev/null 2>&1 || { echo "make test needs Node.js 18 or newer for the \
-	device logic tests (Debian: apt-get install nodejs; else nodejs.org)"; exit 1; }
+	device tests (Debian: apt-get install nodejs; else nodejs.org)"; exit 1; }
 	node --test max4live/tests/
 
 bench: setup

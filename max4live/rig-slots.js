@@ -1,33 +1,43 @@
-// rig slots — the device logic of the "rig slots" Max for Live instrument.
+// rig slots — the control logic of the "rig slots" Max for Live instrument.
 //
-// One file, ES5, for Max's [js] object (Max 8 and 9, Live 11 and 12) and for Node, where the
-// tests drive it (module.exports at the end). The logic is the RigSlots object: it is told what
-// happens (OSC messages, transport polls, MIDI notes, buffer~ "read done" bangs, parameter
-// changes) and acts through an `io` object (send OSC, load a buffer~, fade a player, set a loop
-// length, show text). In Max, `io` talks to named objects in the patch; in Node, to test doubles.
+// One ES5 file for Max's [js] object (Max 8 and 9, Live 11 and 12) and for Node, where the tests
+// drive it (module.exports at the end). It decides *what* plays — which file goes into which
+// player, which player a slot should hear, whether a slot should play, where its loop starts —
+// and never *when*: [js] runs in Max's low-priority thread, so every bar- or beat-exact change
+// happens in the signal graph (rig/device/dsp.py), which latches the values set here at the
+// next boundary, sample-accurately, with [sah~]. The logic is told what happens (OSC messages,
+// transport polls, MIDI notes, buffer~ "read done" bangs, the signal graph's reports of a swap
+// or a slot falling silent, parameter changes, Live's saved state) and acts through an `io`
+// object (send OSC, read a buffer~, set a signal value, show text, persist the state). In Max,
+// `io` talks to named objects in the patch; in Node, to the Max double or to test recorders.
 //
-// The contract with the rig is max4live/PROTOCOL.md (version 1). Per slot there are two players,
-// "a" and "b" (a buffer~, a transport-locked phasor~, a wave~ and a line~ gain each): a load goes
-// into the back player, and at the next bar the front fades out while the back fades in.
+// The contract with the rig is max4live/PROTOCOL.md (version 2).
 
-var PROTOCOL_VERSION = "1";
-var DEVICE_VERSION = "rig-slots 1.0 (protocol 1)";
-var TICKS_PER_QUARTER = 480; // Max's transport resolution
+var PROTOCOL_VERSION = "2";
+var DEVICE_VERSION = "rig-slots 2.0 (protocol 2)";
 var SEEN_PER_SLOT = 32; // request ids remembered per slot, for duplicate retries
-var QUANTIZE = ["bar", "beat", "off"];
-var SPEEDS = [0.5, 1, 2];
+var QUANTIZE = ["bar", "beat", "off", "global"]; // the Launch Quantize enum, in order
+var SPEEDS = [0.5, 1, 2]; // the Slot N Speed enum: ½, 1, 2
+var FADE_MS = 20; // crossfades: swaps, starts and stops, transport stop
+var SETTLE_MS = 60; // after a swap, the old player's fade is over well within this
+// Live's clip_trigger_quantization (LOM Song) → quarter notes; "bar" entries are × bar length.
+var GLOBAL_QUANT = [0, { bars: 8 }, { bars: 4 }, { bars: 2 }, { bars: 1 }, 2, 4 / 3, 1, 2 / 3,
+    0.5, 1 / 3, 0.25, 1 / 6, 0.125];
 
 function defaults(options) {
     var o = options || {};
     return {
         slots: o.slots || 8,
         takeFolder: o.takeFolder || "",
-        fadeMs: o.fadeMs === undefined ? 20 : o.fadeMs,
         quantize: o.quantize || "bar",
-        triggerNote: o.triggerNote === undefined ? 36 : o.triggerNote, // C1: slot 1
+        globalQuant: o.globalQuant === undefined ? 4 : o.globalQuant, // Live's default: 1 Bar
+        triggerNote: o.triggerNote === undefined ? 36 : o.triggerNote, // C1: start slot 1
         stopNote: o.stopNote === undefined ? 48 : o.stopNote, // C2: stop slot 1
+        generateNote: o.generateNote === undefined ? 60 : o.generateNote, // C3: generate slot 1
         autoplay: o.autoplay === undefined ? true : o.autoplay,
-        loadTimeoutMs: o.loadTimeoutMs || 10000
+        port: o.port || 7400,
+        loadTimeoutMs: o.loadTimeoutMs || 10000,
+        sampleRate: o.sampleRate || 44100
     };
 }
 
@@ -38,7 +48,7 @@ function RigSlots(options, io) {
     for (var n = 1; n <= this.options.slots; n++) {
         this.slots.push(newSlot(n));
     }
-    this.transportState = { running: false, bar: 0, beat: 0, tempo: 0, num: 4, den: 4 };
+    this.transportState = { running: false, tempo: 0, num: 4, den: 4 };
     this.lastRigMessage = null;
     this.lastStatus = null;
 }
@@ -46,15 +56,19 @@ function RigSlots(options, io) {
 function newSlot(number) {
     return {
         number: number,
-        front: null, // "a" | "b" | null: the player that is heard
-        loop: null, // {path, takeId, bars, bpm, reqId} of the front player
-        pending: null, // {kind, reqId, key, path, takeId, bars, bpm, side, stage, since, inflight}
-        inflight: { a: 0, b: 0 }, // buffer~ loads sent and not yet answered, per player
-        on: false, // triggered: plays whenever the transport runs and there is a loop
-        launch: null, // {on: bool, at: "bar"|"beat"} a quantised start or stop
-        audible: false, // what was last reported with /rig/playing
+        players: { a: null, b: null }, // {path, takeId, bars, beats, bpm, reqId} per player
+        front: "a", // the player the signal graph hears (confirmed by its swap report)
+        target: "a", // the player it was asked to hear: a swap is armed while they differ
+        settling: false, // the old player is still fading out after a swap
+        pending: null, // a load reading into the back player: {request, side, since, inflight}
+        queued: null, // a load waiting for an armed swap to finish (latest wins)
+        inflight: { a: 0, b: 0 }, // buffer~ reads sent and not yet answered, per player
+        on: false, // asked to play (latched by the graph at the next launch boundary)
+        launches: 0, // the graph restarts the loop from its start when this changes
+        audible: false, // reported by the graph (and a loop is there)
         reverse: false,
         speed: 1,
+        missing: "", // a saved take whose file is gone
         seen: [], // [{reqId, key, outcome, message}], newest last
         shown: null // the text on display
     };
@@ -69,6 +83,10 @@ function isNum(x) {
     return typeof x === "number" && isFinite(x);
 }
 
+function other(side) {
+    return side === "a" ? "b" : "a";
+}
+
 function baseName(path) {
     var parts = String(path).split(/[\\/]/);
     return parts[parts.length - 1].replace(/\.wav$/i, "");
@@ -79,13 +97,21 @@ function normalizeFolder(path) {
     return p.charAt(p.length - 1) === "/" ? p : p + "/";
 }
 
-// Why a path may not be loaded, or "" when it may.
+function isAbsolute(p) {
+    return p.charAt(0) === "/" || /^[A-Za-z]:\//.test(p);
+}
+
+// Why a path may not be loaded, or "" when it may. Nothing loads while no take folder is set.
 function pathProblem(path, takeFolder) {
     if (typeof path !== "string" || path === "") {
         return "the path is empty";
     }
+    if (!takeFolder) {
+        return "no take folder is set: choose one in the device (or start the rig, which " +
+            "sends its own)";
+    }
     var p = path.replace(/\\/g, "/");
-    if (!(p.charAt(0) === "/" || /^[A-Za-z]:\//.test(p))) {
+    if (!isAbsolute(p)) {
         return "the path is not absolute: " + path;
     }
     if (/(^|\/)\.\.(\/|$)/.test(p)) {
@@ -94,18 +120,35 @@ function pathProblem(path, takeFolder) {
     if (!/\.wav$/i.test(p)) {
         return "not a WAV file: " + path;
     }
-    if (takeFolder && p.indexOf(normalizeFolder(takeFolder)) !== 0) {
+    if (p.indexOf(normalizeFolder(takeFolder)) !== 0) {
         return "outside the take folder " + takeFolder + ": " + path;
     }
     return "";
 }
 
-// -- requests from the rig ----------------------------------------------------------------------
-RigSlots.prototype.hello = function () {
-    this.io.send("/rig/hello", [DEVICE_VERSION, this.options.slots], "si");
-    if (this.transportState.tempo) {
-        this.io.send("/rig/tempo", [this.transportState.tempo], "f");
+// Why a folder may not be the take folder, or "".
+function folderProblem(folder) {
+    if (typeof folder !== "string" || folder === "") {
+        return "empty";
     }
+    var p = folder.replace(/\\/g, "/");
+    if (!isAbsolute(p)) {
+        return "not an absolute path: " + folder;
+    }
+    if (/(^|\/)\.\.(\/|$)/.test(p)) {
+        return "contains '..': " + folder;
+    }
+    return "";
+}
+
+// -- the rig's requests ---------------------------------------------------------------------------
+RigSlots.prototype.hello = function () {
+    this.io.send("/rig/hello", [DEVICE_VERSION, this.options.slots, this.options.port]);
+    var t = this.transportState;
+    if (t.tempo) {
+        this.io.send("/rig/tempo", [t.tempo]);
+    }
+    this.io.send("/rig/timesig", [t.num, t.den]);
     this.showAll();
 };
 
@@ -119,11 +162,14 @@ RigSlots.prototype.osc = function (address, args) {
     if (address === "/rig/clear") {
         return this.onClear(args);
     }
+    if (address === "/rig/folder") {
+        return this.onFolder(args);
+    }
     if (address === "/rig/ping") {
         if (args.length !== 1 || !isInt(args[0])) {
             return this.drop(address, args, "expects one int token");
         }
-        return this.io.send("/rig/pong", [args[0]], "i");
+        return this.io.send("/rig/pong", [args[0]]);
     }
     return this.drop(address, args, "unknown address");
 };
@@ -133,51 +179,66 @@ RigSlots.prototype.drop = function (address, args, why) {
 };
 
 RigSlots.prototype.slotAt = function (number) {
-    return isInt(number) && number >= 1 && number <= this.slots.length
-        ? this.slots[number - 1]
-        : null;
+    return isInt(number) && number >= 1 && number <= this.slots.length ?
+        this.slots[number - 1] : null;
 };
 
-RigSlots.prototype.onLoad = function (args) {
-    var a = args;
-    if (a.length !== 6 || !isInt(a[0]) || typeof a[1] !== "string" || !isNum(a[2]) ||
-            !isInt(a[3]) || typeof a[4] !== "string" || !isInt(a[5])) {
-        return this.drop("/rig/load", a, "expects slot:i path:s bpm:f bars:i take_id:s req_id:i");
+RigSlots.prototype.onLoad = function (a) {
+    if (a.length !== 7 || !isInt(a[0]) || typeof a[1] !== "string" || !isNum(a[2]) ||
+            !isInt(a[3]) || !isInt(a[4]) || typeof a[5] !== "string" || !isInt(a[6])) {
+        return this.drop("/rig/load", a,
+            "expects slot:i path:s bpm:f bars:i beats:i take_id:s req_id:i");
     }
     var slot = this.slotAt(a[0]);
     if (!slot) {
         return this.drop("/rig/load", a, "no slot " + a[0] + " (1-" + this.slots.length + ")");
     }
     var request = {
-        kind: "load", reqId: a[5], key: "load " + a[1] + " " + a[4], path: a[1],
-        takeId: a[4], bpm: a[2], bars: a[3]
+        kind: "load", reqId: a[6], key: "load " + a[1] + " " + a[5], path: a[1],
+        takeId: a[5], bpm: a[2], bars: a[3], beats: a[4]
     };
     if (this.repeatAnswer(slot, request)) {
         return;
     }
-    var problem = pathProblem(request.path, this.options.takeFolder);
-    if (!problem && !(request.bpm >= 20 && request.bpm <= 999)) {
-        problem = "tempo " + request.bpm + " is outside 20-999 BPM";
-    }
-    if (!problem && !(request.bars >= 1 && request.bars <= 256)) {
-        problem = "bars " + request.bars + " is outside 1-256";
-    }
-    if (!problem && !this.io.fileExists(request.path)) {
-        problem = "no readable file at " + request.path;
-    }
+    var problem = pathProblem(request.path, this.options.takeFolder) ||
+        loopProblem(request) || (this.io.fileExists(request.path) ? "" :
+        "no readable file at " + request.path);
     if (problem) {
         return this.fail(slot, request, problem);
     }
     this.supersede(slot);
-    var side = slot.front === "a" ? "b" : "a";
-    request.side = side;
-    request.stage = "loading";
-    request.since = this.io.now();
-    slot.pending = request;
-    this.remember(slot, request, "loading", "");
+    slot.missing = "";
+    if (slot.target !== slot.front || slot.settling) {
+        slot.queued = request; // the back player is busy swapping in: load once it is done
+        this.remember(slot, request, "loading", "");
+        return this.show(slot);
+    }
+    this.read(slot, request);
+};
+
+function loopProblem(request) {
+    if (!(request.bpm >= 20 && request.bpm <= 999)) {
+        return "tempo " + request.bpm + " is outside 20-999 BPM";
+    }
+    if (!(request.bars >= 1 && request.bars <= 256)) {
+        return "bars " + request.bars + " is outside 1-256";
+    }
+    if (!(request.beats >= 1 && request.beats <= 4096)) {
+        return "beats " + request.beats + " is outside 1-4096";
+    }
+    return "";
+}
+
+// Read the request's file into the back player (not heard: no click whatever the timing), or
+// into `side` when the device has just been opened and nothing plays.
+RigSlots.prototype.read = function (slot, request, side) {
+    side = side || other(slot.front);
+    slot.pending = { request: request, side: side, since: this.io.now() };
+    if (request.reqId >= 0) {
+        this.remember(slot, request, "loading", "");
+    }
     slot.inflight[side] += 1;
-    this.io.setLoop(slot.number, side, this.loopTicks(request.bars, slot.speed));
-    this.io.loadBuffer(slot.number, side, request.path);
+    this.io.readBuffer(slot.number, side, request.path);
     this.show(slot);
 };
 
@@ -194,11 +255,33 @@ RigSlots.prototype.onClear = function (args) {
         return;
     }
     this.supersede(slot);
-    request.stage = "ready";
-    slot.pending = request;
     this.remember(slot, request, "loaded", "");
-    this.io.send("/rig/loaded", [slot.number, "", request.reqId], "isi");
-    this.scheduleSwap(slot);
+    this.io.send("/rig/loaded", [slot.number, "", request.reqId]);
+    slot.players = { a: null, b: null };
+    slot.target = slot.front; // disarm a swap still waiting for its bar
+    this.io.signal("front-" + slot.number, slot.front === "a" ? 0 : 1);
+    slot.missing = "";
+    this.launch(slot, false); // silent from the next launch boundary on
+};
+
+RigSlots.prototype.onFolder = function (args) {
+    if (args.length !== 1 || typeof args[0] !== "string" || folderProblem(args[0])) {
+        return this.drop("/rig/folder", args, "expects one absolute folder path");
+    }
+    if (!this.options.takeFolder) { // the performer's own choice is never overridden
+        this.setFolder(args[0]);
+    }
+};
+
+RigSlots.prototype.setFolder = function (folder) {
+    var problem = folderProblem(folder);
+    if (problem) {
+        return this.io.log("take folder refused: " + problem);
+    }
+    this.options.takeFolder = folder;
+    this.io.showFolder(folder);
+    this.io.status(this.statusText());
+    this.persist();
 };
 
 // A retry of a request already seen (same req_id and same content) is answered as before and
@@ -211,9 +294,9 @@ RigSlots.prototype.repeatAnswer = function (slot, request) {
         }
         if (seen.outcome === "loaded") {
             var takeId = request.kind === "clear" ? "" : request.takeId;
-            this.io.send("/rig/loaded", [slot.number, takeId, request.reqId], "isi");
+            this.io.send("/rig/loaded", [slot.number, takeId, request.reqId]);
         } else if (seen.outcome === "failed") {
-            this.io.send("/rig/error", [slot.number, request.reqId, seen.message], "iis");
+            this.io.send("/rig/error", [slot.number, request.reqId, seen.message]);
         }
         return true; // "loading" answers when done; "superseded" is never answered
     }
@@ -236,19 +319,23 @@ RigSlots.prototype.remember = function (slot, request, outcome, message) {
 
 RigSlots.prototype.supersede = function (slot) {
     if (slot.pending) {
-        this.remember(slot, slot.pending, "superseded", "");
+        this.remember(slot, slot.pending.request, "superseded", "");
         slot.pending = null;
+    }
+    if (slot.queued) {
+        this.remember(slot, slot.queued, "superseded", "");
+        slot.queued = null;
     }
 };
 
 RigSlots.prototype.fail = function (slot, request, message) {
     this.remember(slot, request, "failed", message);
-    this.io.send("/rig/error", [slot.number, request.reqId, message], "iis");
+    this.io.send("/rig/error", [slot.number, request.reqId, message]);
     this.io.log("slot " + slot.number + ": " + message);
     this.show(slot);
 };
 
-// -- buffer~ answers and time-outs ---------------------------------------------------------------
+// -- buffer~ answers, the graph's reports, time-outs ------------------------------------------
 // A buffer~ finished reading (its right outlet banged) for player `side` of slot `number`.
 RigSlots.prototype.bufferLoaded = function (number, side) {
     var slot = this.slotAt(number);
@@ -257,100 +344,153 @@ RigSlots.prototype.bufferLoaded = function (number, side) {
     }
     slot.inflight[side] = Math.max(0, slot.inflight[side] - 1);
     var p = slot.pending;
-    if (!p || p.kind !== "load" || p.side !== side || p.stage !== "loading" ||
-            slot.inflight[side] > 0) {
-        return; // an answer to a load that a newer one replaced
+    if (!p || p.side !== side || slot.inflight[side] > 0) {
+        return; // an answer to a read that a newer one replaced
     }
-    p.stage = "ready";
-    this.remember(slot, p, "loaded", "");
-    this.io.send("/rig/loaded", [slot.number, p.takeId, p.reqId], "isi");
-    this.scheduleSwap(slot);
+    slot.pending = null;
+    var r = p.request;
+    if (r.reqId >= 0) { // a restored take is nobody's request
+        this.remember(slot, r, "loaded", "");
+        this.io.send("/rig/loaded", [slot.number, r.takeId, r.reqId]);
+    }
+    var hadLoop = !!slot.players[slot.front];
+    slot.players[side] = {
+        path: r.path, takeId: r.takeId, bars: r.bars, beats: r.beats, bpm: r.bpm, reqId: r.reqId
+    };
+    this.tunePlayer(slot, side);
+    slot.target = side; // heard from the next bar on (the graph latches it there)
+    this.io.signal("front-" + slot.number, side === "a" ? 0 : 1);
+    if (!this.transportState.running || (!slot.on && !slot.audible)) {
+        this.io.click(slot.number, "swap"); // nothing is heard: swap now
+    }
+    if (r.restoreOn || (!slot.on && !hadLoop && this.options.autoplay)) {
+        this.launch(slot, true); // a first loop in an idle slot starts playing
+    }
+    this.persist();
+    this.show(slot);
 };
 
-// Called on every transport poll: loads that never answered fail, the slot keeps its loop.
+// The graph swapped slot `number` to player `side` (its [edge~] on the latched front signal).
+RigSlots.prototype.swapped = function (number, side) {
+    var slot = this.slotAt(number);
+    if (!slot || (side !== "a" && side !== "b")) {
+        return this.io.log("ignored a swap report for slot " + number + " player " + side);
+    }
+    slot.front = side;
+    if (side !== slot.target) {
+        return this.show(slot); // a report of an older flip; the armed one follows
+    }
+    slot.settling = true; // the old player fades out for FADE_MS: leave its buffer alone
+    var self = this;
+    this.io.later(SETTLE_MS, function () {
+        slot.settling = false;
+        if (slot.queued && slot.target === slot.front) {
+            var next = slot.queued;
+            slot.queued = null;
+            self.read(slot, next);
+        }
+    });
+    this.persist();
+    this.show(slot);
+};
+
+// The graph's gate for slot `number` opened (1) or closed (0): transport running and launched.
+RigSlots.prototype.playing = function (number, state) {
+    var slot = this.slotAt(number);
+    if (!slot) {
+        return;
+    }
+    var audible = !!state && !!slot.players[slot.front];
+    if (audible !== slot.audible) {
+        slot.audible = audible;
+        this.io.send("/rig/playing", [slot.number, audible ? 1 : 0]);
+    }
+    this.show(slot);
+};
+
+// Called on every transport poll: reads that never answered fail, the slot keeps its loop.
 RigSlots.prototype.checkTimeouts = function () {
     var now = this.io.now();
     for (var i = 0; i < this.slots.length; i++) {
         var slot = this.slots[i];
         var p = slot.pending;
-        if (p && p.stage === "loading" && now - p.since > this.options.loadTimeoutMs) {
+        if (p && now - p.since > this.options.loadTimeoutMs) {
             slot.pending = null;
-            this.fail(slot, p, "the file did not load within " +
+            this.fail(slot, p.request, "the file did not load within " +
                 Math.round(this.options.loadTimeoutMs / 1000) + " s");
         }
     }
 };
 
-// -- swaps on the bar ------------------------------------------------------------------------------
-RigSlots.prototype.scheduleSwap = function (slot) {
-    if (!this.transportState.running) {
-        this.swap(slot); // nothing is heard: no need to wait for the bar
-    } else {
-        slot.pending.swapOnNextBar = true;
-        this.show(slot);
+// -- what the graph plays ----------------------------------------------------------------------
+// The loop length, reading rate and direction of player `side`: set while it is not heard (a
+// load) or crossfaded by the next slice (reverse, speed), so nothing here needs to be on time.
+RigSlots.prototype.tunePlayer = function (slot, side) {
+    var loop = slot.players[side];
+    if (!loop) {
+        return;
     }
+    var id = slot.number + "-" + side;
+    var seconds = loop.beats * 60 / loop.bpm; // the take's own length
+    this.io.signal("len-" + id, loop.beats / slot.speed); // quarter notes per pass
+    this.io.signal("step-" + id, 1 / seconds); // loops per second at the take's own rate
+    this.io.signal("dir-" + id, slot.reverse ? -1 : 1);
+    this.io.signal("flip-" + id, slot.reverse ? 1 : 0);
 };
 
-RigSlots.prototype.swap = function (slot) {
-    var p = slot.pending;
-    var fade = this.options.fadeMs;
-    slot.pending = null;
-    if (slot.front) {
-        this.io.setFade(slot.number, slot.front, 0, fade);
+// Ask the graph to start (from the loop's start) or stop a slot at the next launch boundary,
+// or now when nothing is heard or launches are not quantised.
+RigSlots.prototype.launch = function (slot, on) {
+    slot.on = on;
+    if (on) {
+        slot.launches += 1;
+        this.io.signal("launch-" + slot.number, slot.launches);
     }
-    if (p.kind === "clear") {
-        slot.front = null;
-        slot.loop = null;
-    } else {
-        if (!slot.loop && this.options.autoplay) {
-            slot.on = true; // a first loop in an idle slot starts playing
-        }
-        slot.front = p.side;
-        slot.loop = { path: p.path, takeId: p.takeId, bars: p.bars, bpm: p.bpm, reqId: p.reqId };
-        this.io.setReverse(slot.number, p.side, slot.reverse);
+    this.io.signal("on-" + slot.number, on ? 1 : 0);
+    if (!this.transportState.running || this.quarters() === 0) {
+        this.io.click(slot.number, "launch");
     }
-    this.updateAudible(slot, true);
-};
-
-// Fade the front player in or out to match what should be heard, and report changes.
-RigSlots.prototype.updateAudible = function (slot, force) {
-    var audible = slot.on && this.transportState.running && slot.front !== null;
-    if (slot.front && (force || audible !== slot.audible)) {
-        this.io.setFade(slot.number, slot.front, audible ? 1 : 0, this.options.fadeMs);
-    }
-    if (audible !== slot.audible) {
-        slot.audible = audible;
-        this.io.send("/rig/playing", [slot.number, audible ? 1 : 0], "ii");
-    }
+    this.persist();
     this.show(slot);
 };
 
-// -- transport --------------------------------------------------------------------------------
-// A poll of Live's transport: bar and beat (from 1), tempo (BPM), running (0/1).
-RigSlots.prototype.transport = function (bar, beat, tempo, running) {
+// Quarter notes between launch boundaries (0: launch at once).
+RigSlots.prototype.quarters = function () {
+    var o = this.options;
+    var bar = this.barQuarters();
+    if (o.quantize === "bar") {
+        return bar;
+    }
+    if (o.quantize === "beat") {
+        return 1;
+    }
+    if (o.quantize === "off") {
+        return 0;
+    }
+    var q = GLOBAL_QUANT[o.globalQuant] || 0;
+    return typeof q === "object" ? q.bars * bar : q;
+};
+
+RigSlots.prototype.barQuarters = function () {
+    return this.transportState.num * 4 / this.transportState.den;
+};
+
+RigSlots.prototype.applyQuantize = function () {
+    var q = this.quarters();
+    this.io.signal("quant", q || 1);
+    this.io.signal("quant-on", q ? 1 : 0);
+    this.io.signal("barlen", this.barQuarters());
+};
+
+// -- transport ---------------------------------------------------------------------------------
+// A poll of Live's transport: tempo (BPM) and running (0/1); for reports and display only.
+RigSlots.prototype.transport = function (tempo, running) {
     var t = this.transportState;
-    var newBar = bar !== t.bar;
-    var newBeat = newBar || beat !== t.beat;
-    var wasRunning = t.running;
-    t.bar = bar;
-    t.beat = beat;
     t.running = !!running;
     if (isNum(tempo) && tempo >= 20 && tempo <= 999 && Math.abs(tempo - t.tempo) > 1e-3) {
         t.tempo = tempo;
-        this.io.send("/rig/tempo", [tempo], "f");
+        this.io.send("/rig/tempo", [tempo]);
         this.io.status(this.statusText());
-    }
-    for (var i = 0; i < this.slots.length; i++) {
-        var slot = this.slots[i];
-        if (t.running && wasRunning) {
-            this.onTime(slot, newBar, newBeat);
-        } else if (slot.pending && slot.pending.swapOnNextBar && !t.running) {
-            this.swap(slot);
-        }
-        if (slot.launch && (!t.running || this.options.quantize === "off")) {
-            this.applyLaunch(slot);
-        }
-        this.updateAudible(slot, false);
     }
     this.checkTimeouts();
     if (this.lastStatus === null || this.io.now() - this.lastStatus >= 1000) {
@@ -359,62 +499,44 @@ RigSlots.prototype.transport = function (bar, beat, tempo, running) {
     }
 };
 
-RigSlots.prototype.onTime = function (slot, newBar, newBeat) {
-    if (newBar && slot.pending && slot.pending.swapOnNextBar) {
-        this.swap(slot);
-    }
-    if (slot.launch && (newBar || (newBeat && slot.launch.at === "beat"))) {
-        this.applyLaunch(slot);
-    }
-};
-
 RigSlots.prototype.timesig = function (num, den) {
-    if (isInt(num) && isInt(den) && num > 0 && den > 0) {
-        this.transportState.num = num;
-        this.transportState.den = den;
-        for (var i = 0; i < this.slots.length; i++) {
-            this.refreshLoopLength(this.slots[i]);
-        }
-    }
-};
-
-// Transport ticks of one pass of a loop of `bars` bars at `speed` (0.5, 1 or 2).
-RigSlots.prototype.loopTicks = function (bars, speed) {
     var t = this.transportState;
-    return Math.round(bars * t.num * TICKS_PER_QUARTER * 4 / t.den / speed);
-};
-
-RigSlots.prototype.refreshLoopLength = function (slot) {
-    if (slot.loop) {
-        this.io.setLoop(slot.number, slot.front, this.loopTicks(slot.loop.bars, slot.speed));
-    }
-    if (slot.pending && slot.pending.kind === "load") {
-        this.io.setLoop(slot.number, slot.pending.side,
-            this.loopTicks(slot.pending.bars, slot.speed));
-    }
-};
-
-// -- MIDI notes and parameters ---------------------------------------------------------------
-// A note from the track: trigger notes start slots, stop notes stop them (quantised).
-RigSlots.prototype.note = function (pitch, velocity) {
-    if (!isInt(pitch) || !isNum(velocity) || velocity <= 0) {
-        return; // note-offs do nothing: slots are triggered, not held
-    }
-    var o = this.options;
-    var start = pitch - o.triggerNote;
-    var stop = pitch - o.stopNote;
-    var number = start >= 0 && start < this.slots.length ? start + 1 :
-        stop >= 0 && stop < this.slots.length ? stop + 1 : 0;
-    if (!number) {
+    if (!isInt(num) || !isInt(den) || num < 1 || den < 1 || (num === t.num && den === t.den)) {
         return;
     }
-    var slot = this.slots[number - 1];
-    slot.launch = { on: number === start + 1, at: o.quantize };
-    if (!this.transportState.running || o.quantize === "off") {
-        this.applyLaunch(slot);
-        this.updateAudible(slot, false);
-    } else {
-        this.show(slot);
+    t.num = num;
+    t.den = den;
+    this.applyQuantize();
+    this.io.send("/rig/timesig", [num, den]);
+};
+
+RigSlots.prototype.sampleRate = function (sr) {
+    if (isNum(sr) && sr > 0) {
+        this.options.sampleRate = sr;
+        this.io.ramps(Math.round(FADE_MS / 1000 * sr));
+    }
+};
+
+// -- MIDI notes, buttons and parameters ----------------------------------------------------------
+// A note on the track: trigger notes start slots, stop notes stop them (at the next launch
+// boundary), generate notes ask the rig for a new loop. Note-offs do nothing.
+RigSlots.prototype.note = function (pitch, velocity) {
+    if (!isInt(pitch) || !isNum(velocity) || velocity <= 0) {
+        return;
+    }
+    var o = this.options;
+    var n = this.slots.length;
+    var start = pitch - o.triggerNote;
+    var stop = pitch - o.stopNote;
+    var generate = pitch - o.generateNote;
+    if (start >= 0 && start < n) {
+        return this.launch(this.slots[start], true);
+    }
+    if (stop >= 0 && stop < n) {
+        return this.launch(this.slots[stop], false);
+    }
+    if (generate >= 0 && generate < n) {
+        return this.generate(generate + 1);
     }
 };
 
@@ -422,66 +544,142 @@ RigSlots.prototype.note = function (pitch, velocity) {
 RigSlots.prototype.cc = function (number, value) {
     if (isInt(number) && isInt(value) && number >= 0 && number <= 127 && value >= 0 &&
             value <= 127) {
-        this.io.send("/rig/cc", [number, value], "ii");
+        this.io.send("/rig/cc", [number, value]);
     }
 };
 
-RigSlots.prototype.applyLaunch = function (slot) {
-    slot.on = slot.launch.on;
-    slot.launch = null;
+// A slot's Generate button or generate note: the rig makes a new loop for it.
+RigSlots.prototype.generate = function (number) {
+    if (this.slotAt(number)) {
+        this.io.send("/rig/action", ["generate", number]);
+    }
 };
 
 // A device setting or per-slot parameter: name, then values.
 RigSlots.prototype.set = function (name, a, b) {
-    var slot;
     if (name === "reverse" || name === "speed") {
-        slot = this.slotAt(a);
-        if (!slot || !isNum(b)) {
-            return this.io.log("ignored " + name + " " + a + " " + b);
-        }
-        if (name === "reverse") {
-            slot.reverse = b !== 0;
-            if (slot.front) {
-                this.io.setReverse(slot.number, slot.front, slot.reverse);
-            }
-        } else {
-            slot.speed = SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, Math.round(b)))];
-            this.refreshLoopLength(slot);
-        }
-        return this.show(slot);
+        return this.setSlot(name, a, b);
     }
-    if (name === "takes") {
-        this.options.takeFolder = typeof a === "string" ? a : "";
-    } else if (name === "quantize" && isNum(a)) {
-        this.options.quantize = QUANTIZE[Math.max(0, Math.min(2, Math.round(a)))];
-    } else if (name === "trigger_note" && isInt(a)) {
-        this.options.triggerNote = a;
-    } else if (name === "stop_note" && isInt(a)) {
-        this.options.stopNote = a;
+    var o = this.options;
+    if (name === "quantize" && isNum(a)) {
+        o.quantize = QUANTIZE[Math.max(0, Math.min(QUANTIZE.length - 1, Math.round(a)))];
+        this.applyQuantize();
+    } else if (name === "globalquant" && isInt(isInt(a) ? a : b) &&
+            (isInt(a) ? a : b) >= 0 && (isInt(a) ? a : b) < GLOBAL_QUANT.length) {
+        o.globalQuant = isInt(a) ? a : b; // live.observer may send "property value"
+        this.applyQuantize();
+    } else if ((name === "trigger_note" || name === "stop_note" || name === "generate_note") &&
+            isNum(a)) {
+        var key = { trigger_note: "triggerNote", stop_note: "stopNote",
+            generate_note: "generateNote" }[name];
+        o[key] = Math.max(0, Math.min(127, Math.round(a)));
     } else if (name === "autoplay" && isNum(a)) {
-        this.options.autoplay = a !== 0;
+        o.autoplay = a !== 0;
+    } else if (name === "port" && isNum(a)) {
+        if (Math.round(a) !== o.port) {
+            o.port = Math.round(a);
+            this.hello(); // the rig learns where the device listens now
+        }
     } else {
         return this.io.log("ignored setting " + name + " " + a);
     }
     this.io.status(this.statusText());
 };
 
+RigSlots.prototype.setSlot = function (name, number, value) {
+    var slot = this.slotAt(number);
+    if (!slot || !isNum(value)) {
+        return this.io.log("ignored " + name + " " + number + " " + value);
+    }
+    if (name === "reverse") {
+        slot.reverse = value !== 0;
+    } else {
+        slot.speed = SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, Math.round(value)))];
+    }
+    this.tunePlayer(slot, "a");
+    this.tunePlayer(slot, "b");
+    this.show(slot);
+};
+
+// -- Live's saved state (the [js] box is a Blob parameter: getvalueof/setvalueof) ----------------
+RigSlots.prototype.snapshot = function () {
+    var slots = [];
+    for (var i = 0; i < this.slots.length; i++) {
+        var slot = this.slots[i];
+        var loop = slot.players[slot.target];
+        if (loop) {
+            slots.push({ n: slot.number, path: loop.path, takeId: loop.takeId, bars: loop.bars,
+                beats: loop.beats, bpm: loop.bpm, on: slot.on, front: slot.target });
+        }
+    }
+    return JSON.stringify({ v: 1, folder: this.options.takeFolder, slots: slots });
+};
+
+// Reopening a Set: the take folder and every slot's loop, read from disk even without the rig.
+RigSlots.prototype.restore = function (text) {
+    var state;
+    try {
+        state = JSON.parse(text);
+    } catch (error) {
+        return this.io.log("ignored a saved state that is not JSON");
+    }
+    if (!state || state.v !== 1) {
+        return this.io.log("ignored a saved state of another version");
+    }
+    if (typeof state.folder === "string" && !folderProblem(state.folder)) {
+        this.options.takeFolder = state.folder;
+        this.io.showFolder(state.folder);
+    }
+    var saved = state.slots || [];
+    for (var i = 0; i < saved.length; i++) {
+        this.restoreSlot(saved[i]);
+    }
+    this.showAll();
+};
+
+RigSlots.prototype.restoreSlot = function (entry) {
+    var slot = this.slotAt(entry && entry.n);
+    if (!slot) {
+        return;
+    }
+    var request = { kind: "load", reqId: -1, key: "restore", path: entry.path,
+        takeId: String(entry.takeId || ""), bpm: entry.bpm, bars: entry.bars, beats: entry.beats,
+        restoreOn: !!entry.on };
+    var problem = pathProblem(request.path, this.options.takeFolder) || loopProblem(request);
+    if (!problem && !this.io.fileExists(request.path)) {
+        problem = "missing: " + baseName(request.path);
+    }
+    if (problem) {
+        slot.missing = problem;
+        return this.show(slot);
+    }
+    var side = entry.front === "b" ? "b" : "a";
+    slot.front = slot.target = side; // the graph is told below, when the file is in
+    this.read(slot, request, side);
+};
+
+RigSlots.prototype.persist = function () {
+    this.io.persist();
+};
+
 // -- presentation ------------------------------------------------------------------------------
 RigSlots.prototype.slotText = function (slot) {
-    var state = slot.audible ? "playing" : slot.on && slot.loop ? "armed" :
-        slot.loop ? "stopped" : "empty";
+    var loop = slot.players[slot.front];
+    var state = slot.audible ? "playing" : slot.on && loop ? "armed" : loop ? "stopped" : "empty";
     var text = slot.number + " " + state;
-    if (slot.loop) {
-        text += ": " + baseName(slot.loop.path) + " (" + slot.loop.bars + " bars)";
+    if (loop) {
+        text += ": " + baseName(loop.path) + " (" + loop.bars + " bars)";
+    }
+    if (slot.missing) {
+        text += " · " + slot.missing;
     }
     if (slot.pending) {
-        text += slot.pending.stage === "loading" ? " · loading " + baseName(slot.pending.path || "") :
-            slot.pending.kind === "clear" ? " · clears on the bar" : " · next bar: " +
-            baseName(slot.pending.path);
+        text += " · loading " + baseName(slot.pending.request.path);
+    } else if (slot.target !== slot.front) {
+        text += " · next bar: " + baseName(slot.players[slot.target].path);
     }
-    if (slot.launch) {
-        text += slot.launch.on ? " · starts on the " + slot.launch.at : " · stops on the " +
-            slot.launch.at;
+    if (slot.queued) {
+        text += " · then " + baseName(slot.queued.path);
     }
     if (slot.reverse || slot.speed !== 1) {
         text += " ·" + (slot.reverse ? " reverse" : "") + (slot.speed !== 1 ? " ×" + slot.speed : "");
@@ -494,7 +692,7 @@ RigSlots.prototype.statusText = function () {
     var heard = this.lastRigMessage === null ? "rig: not heard from yet" :
         "rig: heard " + Math.round((this.io.now() - this.lastRigMessage) / 1000) + " s ago";
     return (t.tempo ? t.tempo.toFixed(2) + " BPM" : "tempo: -") + " · " + heard + " · takes: " +
-        (this.options.takeFolder || "any folder (set one)");
+        (this.options.takeFolder || "none set (loads are refused)");
 };
 
 RigSlots.prototype.show = function (slot) {
@@ -502,6 +700,7 @@ RigSlots.prototype.show = function (slot) {
     if (text !== slot.shown) {
         slot.shown = text;
         this.io.display(slot.number, text);
+        this.io.showWave(slot.number, slot.front);
     }
 };
 
@@ -513,33 +712,45 @@ RigSlots.prototype.showAll = function () {
 };
 
 // -- Max glue ------------------------------------------------------------------------------------
-// In Max: one inlet (everything arrives as messages), one outlet (to [udpsend]).
-// Messages in: "init", OSC ("/rig/load ..."), "transport bar beat units tempo running",
-// "timesig n d", "note pitch velocity", "cc number value", "loaded slot side",
-// "param name args...".
+// In Max: one inlet (everything arrives as messages), one outlet (to [udpsend]). The box is a
+// Blob parameter (Stored Only): Live saves getvalueof() with the Set and restores it through
+// setvalueof(), before or after live.thisdevice bangs "init" (both orders are handled).
 var maxThis = this;
 var core = null;
-var earlyParams = []; // Live restores parameters before the device is ready: applied at init
+var early = []; // parameters and saved state restored before the device is ready
+var persistTask = null;
 
 function maxIo() {
     return {
         send: function (address, args) {
             outlet(0, [address].concat(args));
         },
-        loadBuffer: function (slot, side, path) {
+        readBuffer: function (slot, side, path) {
             named("buf-" + slot + "-" + side).message("replace", path);
         },
-        setFade: function (slot, side, gain, ms) {
-            named("fade-" + slot + "-" + side).message("list", gain, ms);
+        signal: function (name, value) {
+            named(name).message("float", value);
         },
-        setLoop: function (slot, side, ticks) {
-            named("phasor-" + slot + "-" + side).message("list", ticks, "ticks");
+        click: function (slot, what) {
+            named(what + "-now-" + slot).message("bang");
         },
-        setReverse: function (slot, side, on) {
-            named("direction-" + slot + "-" + side).message("int", on ? 2 : 1);
+        ramps: function (samples) {
+            for (var s = 1; core && s <= core.slots.length; s++) {
+                var boxes = ["xf-" + s, "gate-" + s];
+                for (var i = 0; i < boxes.length; i++) {
+                    named(boxes[i]).message("rampup", samples);
+                    named(boxes[i]).message("rampdown", samples);
+                }
+            }
         },
         display: function (slot, text) {
             named("label-" + slot).message("set", text);
+        },
+        showWave: function (slot, side) {
+            named("show-" + slot + "-" + side).message("bang");
+        },
+        showFolder: function (folder) {
+            named("takes-edit").message("set", folder);
         },
         status: function (text) {
             named("status").message("set", text);
@@ -549,6 +760,18 @@ function maxIo() {
             var ok = f.isopen;
             f.close();
             return ok;
+        },
+        persist: function () {
+            if (!persistTask) { // at most one Live undo step per second of changes
+                persistTask = new Task(function () {
+                    persistTask = null;
+                    notifyclients();
+                });
+                persistTask.schedule(1000);
+            }
+        },
+        later: function (ms, fn) {
+            new Task(fn).schedule(ms);
         },
         now: function () {
             return new Date().getTime();
@@ -567,18 +790,32 @@ function named(name) {
     return box;
 }
 
+// live.thisdevice bangs "init" when the device is ready, and again when a preset is loaded or
+// the device saved: only the first creates the logic; later ones say hello again.
 function init() {
+    if (core) {
+        return core.hello();
+    }
     var slots = typeof jsarguments !== "undefined" && jsarguments.length > 1 ? jsarguments[1] : 8;
     core = new RigSlots({ slots: slots }, maxIo());
-    for (var i = 0; i < earlyParams.length; i++) {
-        core.set(earlyParams[i][0], earlyParams[i][1], earlyParams[i][2]);
+    for (var i = 0; i < early.length; i++) {
+        early[i]();
     }
-    earlyParams = [];
+    early = [];
+    core.applyQuantize();
     core.hello();
 }
 
+function whenReady(fn) {
+    if (core) {
+        fn();
+    } else {
+        early.push(fn);
+    }
+}
+
 function anything() {
-    var args = Array.prototype.slice.call(arguments);
+    var args = arrayfromargs(arguments);
     if (core && typeof messagename === "string" && messagename.indexOf("/") === 0) {
         core.osc(messagename, args);
     }
@@ -586,14 +823,16 @@ function anything() {
 
 function transport(bar, beat, units, tempo, running) {
     if (core) {
-        core.transport(bar, beat, tempo, running);
+        core.transport(tempo, running);
     }
 }
 
 function timesig(num, den) {
-    if (core) {
-        core.timesig(num, den);
-    }
+    whenReady(function () { core.timesig(num, den); });
+}
+
+function samplerate(sr) {
+    whenReady(function () { core.sampleRate(sr); });
 }
 
 function note(pitch, velocity) {
@@ -608,17 +847,46 @@ function cc(number, value) {
     }
 }
 
+function generate(number) {
+    if (core) {
+        core.generate(number);
+    }
+}
+
 function loaded(slot, side) {
     if (core) {
         core.bufferLoaded(slot, side);
     }
 }
 
-function param(name, a, b) {
+function front(slot, side) {
     if (core) {
-        core.set(name, a, b);
-    } else {
-        earlyParams.push([name, a, b]);
+        core.swapped(slot, side);
+    }
+}
+
+function gate(slot, state) {
+    if (core) {
+        core.playing(slot, state);
+    }
+}
+
+function folder() {
+    var path = arrayfromargs(arguments).join(" ");
+    whenReady(function () { core.setFolder(path); });
+}
+
+function param(name, a, b) {
+    whenReady(function () { core.set(name, a, b); });
+}
+
+function getvalueof() {
+    return core ? core.snapshot() : "";
+}
+
+function setvalueof(value) {
+    if (typeof value === "string" && value) {
+        whenReady(function () { core.restore(value); });
     }
 }
 
@@ -626,8 +894,11 @@ if (typeof module !== "undefined" && module.exports) {
     module.exports = {
         RigSlots: RigSlots,
         pathProblem: pathProblem,
+        folderProblem: folderProblem,
         PROTOCOL_VERSION: PROTOCOL_VERSION,
-        DEVICE_VERSION: DEVICE_VERSION
+        DEVICE_VERSION: DEVICE_VERSION,
+        FADE_MS: FADE_MS,
+        GLOBAL_QUANT: GLOBAL_QUANT
     };
 } else {
     inlets = 1;

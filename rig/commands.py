@@ -24,7 +24,9 @@ def _say(text: str) -> None:
 
 def generate(args: argparse.Namespace, config: Config) -> int:
     """``rig generate``: one request in this process, then (unless ``--no-send``) one load."""
-    prompt = parse_prompt(args.prompt).with_defaults(config.music.tempo, config.music.bars)
+    prompt = parse_prompt(args.prompt).with_defaults(
+        config.music.tempo, config.music.bars, config.music.meter
+    )
     engine = build_engine(args.engine, ENGINES, config)
     slot = None if args.no_send else args.slot
     request = Request(prompt, args.engine, args.model, slot, args.seed, id=1).seeded()
@@ -61,7 +63,7 @@ def send_take(config: Config, take: Take, slot: int) -> bool:
 
     link.subscribe(on_event)
     try:
-        link.load(slot, take.wav, float(take.meta["tempo"]), int(take.meta["bars"]), take.id)
+        link.send_take(slot, take)
         done.wait(timeout=10)
     finally:
         link.close()

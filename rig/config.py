@@ -58,7 +58,13 @@ class MusicConfig:
 
     tempo: float = 120.0  # BPM until Live reports its own tempo
     bars: int = 2  # loop length in bars
-    beats_per_bar: int = 4  # numerator of the time signature
+    beats_per_bar: int = 4  # quarter notes in a bar until Live reports its time signature
+    follow_tempo: bool = True  # re-render the slots' GAN takes when Live's tempo settles
+
+    @property
+    def meter(self) -> str:
+        """The default meter of a prompt, ``"<beats_per_bar>/4"``."""
+        return f"{self.beats_per_bar}/4"
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "music.tempo": (_ranged(*TEMPO_RANGE), "RIG_TEMPO"),
     "music.bars": (_choice(*ALLOWED_BARS, kind=_int), "RIG_BARS"),
     "music.beats_per_bar": (_ranged(1, 16, _int), "RIG_BEATS_PER_BAR"),
+    "music.follow_tempo": (_bool, "RIG_FOLLOW_TEMPO"),
     "paths.takes": (_path, "RIG_TAKES"),
     "paths.models": (_paths, "RIG_MODELS"),
     "paths.prompts": (_path, "RIG_PROMPTS"),

@@ -23,9 +23,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket, ParseError
 
 from rig.config import OscConfig
+from rig.takes import Take
 
 log = logging.getLogger(__name__)
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class LinkError(ValueError):
@@ -54,6 +55,7 @@ class SlotState:
     path: str | None = None
     bpm: float = 0.0
     bars: int = 0
+    beats: int = 0  # quarter notes in the loop
     status: str = "empty"  # empty | pending | loaded | failed
     req_id: int | None = None  # the request awaiting an acknowledgement
     error: str | None = None
@@ -66,7 +68,9 @@ class LinkState:
 
     device_version: str | None = None  # from /rig/hello; None until the device says hello
     device_slots: int | None = None
+    device_port: int | None = None  # the UDP port the device says it listens on
     tempo: float | None = None  # Live's tempo from /rig/tempo
+    meter: str | None = None  # Live's time signature from /rig/timesig, e.g. "3/4"
     last_heard: float | None = None  # time.time() of the last valid message
     slots: dict[int, SlotState] = field(default_factory=dict)
 
@@ -75,7 +79,9 @@ class LinkState:
 class LinkEvent:
     """Something the device said or the link concluded (``kind`` names it)."""
 
-    kind: str  # hello | loaded | error | tempo | playing | pong | load_failed | cc | action
+    kind: (
+        str  # hello | loaded | error | tempo | timesig | playing | pong | load_failed | cc | action
+    )
     data: dict[str, Any]
 
 
@@ -123,6 +129,7 @@ class Link:
             "/rig/loaded": self._on_loaded,
             "/rig/error": self._on_error,
             "/rig/tempo": self._on_tempo,
+            "/rig/timesig": self._on_timesig,
             "/rig/playing": self._on_playing,
             "/rig/pong": lambda args: self._emit("pong", {"token": _int(args[0])}),
             "/rig/cc": self._on_cc,
@@ -181,8 +188,15 @@ class Link:
         return int(self._sock.getsockname()[1])
 
     # -- requests --------------------------------------------------------------------------
-    def load(self, slot: int, path: Path, bpm: float, bars: int, take_id: str) -> int:
-        """Ask the device to load ``path`` into ``slot``; re-sent until acknowledged.
+    def send_take(self, slot: int, take: Take) -> int:
+        """Ask the device to load ``take`` into ``slot`` (its tempo, bars and beats from the
+        take's sidecar); see :meth:`load`."""
+        bpm, bars, beats = take.loop_facts
+        return self.load(slot, take.wav, bpm, bars, beats, take.id)
+
+    def load(self, slot: int, path: Path, bpm: float, bars: int, beats: int, take_id: str) -> int:
+        """Ask the device to load ``path`` (``bars`` bars, ``beats`` quarter notes at ``bpm``)
+        into ``slot``; re-sent until acknowledged.
 
         Returns:
             The request id carried by ``/rig/load`` and its acknowledgement.
@@ -204,11 +218,20 @@ class Link:
                 path=str(resolved),
                 bpm=float(bpm),
                 bars=int(bars),
+                beats=int(beats),
                 status="pending",
                 req_id=req_id,
                 playing=self._slot(slot).playing,
             )
-            args = (int(slot), str(resolved), float(bpm), int(bars), str(take_id), req_id)
+            args = (
+                int(slot),
+                str(resolved),
+                float(bpm),
+                int(bars),
+                int(beats),
+                str(take_id),
+                req_id,
+            )
             self._pending[req_id] = _Pending(slot, "/rig/load", args)
         self._wake.set()
         return req_id
@@ -266,16 +289,25 @@ class Link:
 
     def _on_hello(self, args: tuple[Any, ...]) -> None:
         version, slots = str(args[0]), _int(args[1])
-        if slots < 1:
-            raise ValueError(f"slot count {slots}")
+        port = _int(args[2]) if len(args) > 2 else None
+        if slots < 1 or (port is not None and not 1 <= port <= 65535):
+            raise ValueError(f"slot count {slots}, port {port}")
         with self._lock:
             self._state.device_version, self._state.device_slots = version, slots
+            self._state.device_port = port
             assigned = [
-                (n, Path(s.path), s.bpm, s.bars, s.take_id)
+                (n, Path(s.path), s.bpm, s.bars, s.beats, s.take_id)
                 for n, s in sorted(self._state.slots.items())
                 if s.path and s.take_id and n <= slots
             ]
-        self._emit("hello", {"version": version, "slots": slots})
+        if port is not None and port != self.osc.port:
+            log.warning(
+                "the device listens on UDP %d but the rig sends to %d: set RIG_OSC_PORT=%d "
+                "(osc.port) or the device's OSC In Port",
+                port, self.osc.port, port,
+            )  # fmt: skip
+        self._emit("hello", {"version": version, "slots": slots, "port": port})
+        self._send("/rig/folder", str(self.take_root))  # so it need not be typed
         for assignment in assigned:  # the device lost its buffers: send them again
             self.load(*assignment)
 
@@ -307,6 +339,19 @@ class Link:
         with self._lock:
             self._state.tempo = bpm
         self._emit("tempo", {"bpm": bpm})
+
+    def _on_timesig(self, args: tuple[Any, ...]) -> None:
+        num, den = _int(args[0]), _int(args[1])
+        if not (1 <= num <= 32 and den in (1, 2, 4, 8, 16)):
+            raise ValueError(f"time signature {num}/{den}")
+        quarters = num * 4 / den
+        meter = f"{num}/{den}" if quarters.is_integer() and 1 <= quarters <= 16 else None
+        if meter is None:
+            log.warning("Live's time signature %d/%d has no whole-quarter bar: rig keeps %s",
+                        num, den, self._state.meter or "its default")  # fmt: skip
+        with self._lock:
+            self._state.meter = meter or self._state.meter
+        self._emit("timesig", {"num": num, "den": den, "meter": meter})
 
     def _on_playing(self, args: tuple[Any, ...]) -> None:
         slot, playing = _int(args[0]), bool(_int(args[1]))

@@ -60,12 +60,15 @@ def start_midi(config: Config, perf: Performance) -> MidiController:
 
 
 def osc_bridge(perf: Performance, midi: MidiController) -> Callable[[LinkEvent], None]:
-    """A link subscriber that runs ``/rig/cc`` and ``/rig/action`` like the MIDI controller."""
+    """A link subscriber that runs ``/rig/cc`` and ``/rig/action`` like the MIDI controller,
+    and re-renders the slots when Live's tempo settles."""
 
     def on_event(event: LinkEvent) -> None:
         try:
             if event.kind == "cc":
                 midi.on_cc(event.data["cc"], event.data["value"])
+            elif event.kind == "tempo":
+                perf.follow_tempo(event.data["bpm"])
             elif event.kind == "action":
                 perf.action(event.data["name"], event.data["argument"])
         except (ActionError, ValueError) as error:
@@ -90,6 +93,7 @@ def perform(config: Config) -> int:
     session = Session(config, link).start(preload=preload)
     midi: MidiController | None = None
     ui: UiServer | None = None
+    perf: Performance | None = None
     try:
         sets, problems = load_sets(config.paths.prompts)
         perf = Performance(config, session, link, gan_schema(config.paths.models), sets)
@@ -115,7 +119,7 @@ def perform(config: Config) -> int:
         stop.wait()
     finally:
         _say("rig perform: stopping")
-        for part in (ui, midi, session, link):
+        for part in (ui, midi, perf, session, link):
             if part is not None:
                 part.close()
         for sig, handler in previous.items():

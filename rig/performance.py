@@ -20,6 +20,7 @@ from rig.session import Job, Session
 from rig.takes import Take
 
 ACTIONS = ("generate", "vary", "regenerate", "next_preset", "previous_preset")
+TEMPO_SETTLE_S = 1.0  # Live's tempo must hold this long before the slots are re-rendered
 
 
 class ActionError(ValueError):
@@ -64,6 +65,7 @@ class Performance:
         self.preset_index = -1  # none chosen yet
         self.last: Request | None = None
         self._lock = threading.RLock()
+        self._retempo: threading.Timer | None = None
 
     # -- state -----------------------------------------------------------------------------
     def update(self, **changes: Any) -> Fields:
@@ -129,6 +131,10 @@ class Performance:
 
     def regenerate(self, take: Take) -> Job:
         """``take`` again, identically (its seed, controls and recorded latent)."""
+        return self._submit(self._regeneration(take))
+
+    def _regeneration(self, take: Take) -> Request:
+        """The request that makes ``take`` again (its seed, controls and recorded latent)."""
         request = self._request_of(take)
         info = take.meta.get("engine_info", {})
         if request.engine == "gan" and isinstance(info.get("w"), list):
@@ -139,16 +145,13 @@ class Performance:
                 target=tuple(info["w"]),
                 model=info.get("model", request.model),
             )
-        return self._submit(request)
+        return request
 
     def send(self, take: Take, slot: int) -> int:
         """Load ``take`` into device ``slot``; returns the link's request id."""
         if self.link is None:
             raise ActionError("no device link in this session")
-        meta = take.meta
-        return self.link.load(
-            slot, take.wav, float(meta["prompt"]["tempo"]), int(meta["prompt"]["bars"]), take.id
-        )
+        return self.link.send_take(slot, take)
 
     def load_preset(self, set_index: int, preset_index: int) -> Preset:
         """Put a preset into the fields (text, slot, seed, engine, model, controls)."""
@@ -187,6 +190,42 @@ class Performance:
                 raise ActionError("no prompt sets loaded (put *.toml files in prompts/)")
             count = len(self.sets[self.set_index].presets)
             return self.load_preset(self.set_index, (self.preset_index + step) % count)
+
+    def follow_tempo(self, bpm: float, settle_s: float = TEMPO_SETTLE_S) -> None:
+        """Live's tempo changed: once it has held ``settle_s``, re-render every slot's GAN take
+        at it (its recorded latent, so the same loop with fresh transients at the new tempo).
+        Meanwhile the device keeps the old loop on the grid at its own pitch."""
+        if not self.config.music.follow_tempo or self.link is None:
+            return
+        with self._lock:
+            if self._retempo is not None:
+                self._retempo.cancel()
+            self._retempo = threading.Timer(settle_s, self.retempo, args=(bpm,))
+            self._retempo.daemon = True
+            self._retempo.start()
+
+    def retempo(self, bpm: float) -> list[Job]:
+        """Queue a re-render at ``bpm`` for each slot whose take is a GAN take of this session
+        made at another tempo; returns the jobs."""
+        if self.link is None:
+            return []
+        jobs = []
+        for slot, state in sorted(self.link.snapshot().slots.items()):
+            take = self.find_take(state.take_id)
+            if take is None or take.meta.get("engine") != "gan":
+                continue
+            if abs(take.loop_facts[0] - bpm) < 0.01:
+                continue
+            request = self._regeneration(take)
+            prompt = replace(request.prompt, tempo=bpm)
+            jobs.append(self._submit(replace(request, prompt=prompt, slot=slot)))
+        return jobs
+
+    def close(self) -> None:
+        """Stop a pending re-render."""
+        with self._lock:
+            if self._retempo is not None:
+                self._retempo.cancel()
 
     def action(self, name: str, argument: int | None = None) -> object:
         """Run a named action (MIDI notes, OSC ``/rig/action``, UI buttons)."""

@@ -5,7 +5,8 @@ Example::
     gritty and noisy pad, Tempo: 107, Key: E minor, Genre: Ambient, Instrument: Synthesizer, Bars: 4
 
 Field names are case-insensitive. Known fields are validated (tempo 40–240 BPM, bars 1/2/4/8/16,
-musical keys such as ``E minor``, ``F# maj``, ``Bbm``); unknown fields are kept as tags.
+musical keys such as ``E minor``, ``F# maj``, ``Bbm``, meters such as ``3/4`` or ``6/8`` whose bar
+is a whole number of quarter notes); unknown fields are kept as tags.
 ``format_prompt(parse_prompt(p))`` is a fixed point: parsing it again gives the same prompt.
 """
 
@@ -21,7 +22,8 @@ KEY_RE = re.compile(r"^([A-Ga-g])([#♯b♭]?)\s*([A-Za-z]*)$")
 MAJOR_WORDS = ("", "M", "maj", "major")
 MINOR_WORDS = ("m", "min", "minor")
 TEMPO_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:bpm)?$", re.IGNORECASE)
-KNOWN_FIELDS = ("tempo", "key", "genre", "instrument", "bars")
+METER_RE = re.compile(r"^(\d{1,2})\s*/\s*(1|2|4|8|16)$")
+KNOWN_FIELDS = ("tempo", "key", "genre", "instrument", "bars", "meter")
 
 
 class PromptError(ValueError):
@@ -45,14 +47,21 @@ class Prompt:
     genre: str | None = None
     instrument: str | None = None
     tags: tuple[tuple[str, str], ...] = field(default=())  # unknown fields, in order
+    meter: str | None = None  # time signature, e.g. "3/4" (a bar of whole quarter notes)
 
-    def with_defaults(self, tempo: float, bars: int) -> Prompt:
-        """The prompt with ``tempo`` and ``bars`` filled in where it does not say."""
+    def with_defaults(self, tempo: float, bars: int, meter: str = "4/4") -> Prompt:
+        """The prompt with ``tempo``, ``bars`` and ``meter`` filled in where it does not say."""
         return replace(
             self,
             tempo=self.tempo if self.tempo is not None else tempo,
             bars=self.bars if self.bars is not None else bars,
+            meter=self.meter if self.meter is not None else meter,
         )
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Quarter notes in a bar of the meter (4 when none is set)."""
+        return meter_beats(self.meter) if self.meter else 4
 
 
 def parse_tempo(value: str) -> float:
@@ -91,6 +100,26 @@ def parse_key(value: str) -> str:
         raise PromptError("Key", value, "a mode of major/maj/M or minor/min/m")
     minor = mode in MINOR_WORDS
     return f"{letter.upper()}{accidental} {'minor' if minor else 'major'}"
+
+
+def parse_meter(value: str) -> str:
+    """``"3/4"``, ``"6 / 8"`` → ``"3/4"``, ``"6/8"``; raises :class:`PromptError` unless the bar
+    is a whole number (1-16) of quarter notes (so 7/8 is refused: 3.5 beats)."""
+    accepted = "a meter such as 4/4, 3/4 or 6/8 whose bar is 1-16 quarter notes"
+    match = METER_RE.match(value.strip())
+    if not match:
+        raise PromptError("Meter", value, accepted)
+    meter = f"{int(match.group(1))}/{int(match.group(2))}"
+    quarters = int(match.group(1)) * 4 / int(match.group(2))
+    if not (quarters.is_integer() and 1 <= quarters <= 16):
+        raise PromptError("Meter", value, accepted)
+    return meter
+
+
+def meter_beats(meter: str) -> int:
+    """Quarter notes in a bar of ``meter`` (``"6/8"`` → 3)."""
+    num, den = (int(x) for x in meter.split("/"))
+    return num * 4 // den
 
 
 def _format_tempo(tempo: float) -> str:
@@ -139,11 +168,13 @@ def parse_prompt(text: str) -> Prompt:
         genre=fields.get("genre"),
         instrument=fields.get("instrument"),
         tags=tuple(tags),
+        meter=parse_meter(fields["meter"]) if "meter" in fields else None,
     )
 
 
 def format_prompt(prompt: Prompt) -> str:
-    """The canonical text of a prompt: free text, then Tempo, Key, Genre, Instrument, Bars, tags."""
+    """The canonical text of a prompt: free text, then Tempo, Key, Genre, Instrument, Bars,
+    Meter, tags."""
     parts = [prompt.text] if prompt.text else []
     if prompt.tempo is not None:
         parts.append(f"Tempo: {_format_tempo(prompt.tempo)}")
@@ -155,5 +186,7 @@ def format_prompt(prompt: Prompt) -> str:
         parts.append(f"Instrument: {prompt.instrument}")
     if prompt.bars is not None:
         parts.append(f"Bars: {prompt.bars}")
+    if prompt.meter is not None:
+        parts.append(f"Meter: {prompt.meter}")
     parts.extend(f"{name}: {value}" for name, value in prompt.tags)
     return ", ".join(parts)

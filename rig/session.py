@@ -97,7 +97,7 @@ def produce_take(
     Raises:
         LoopError, TakeError, EngineError, Cancelled: nothing is written then.
     """
-    prompt = request.prompt.with_defaults(config.music.tempo, config.music.bars)
+    prompt = request.prompt.with_defaults(config.music.tempo, config.music.bars, config.music.meter)
     request = replace(request, prompt=prompt)
     output = engine.generate(request, progress)
     assert prompt.tempo is not None and prompt.bars is not None
@@ -106,7 +106,7 @@ def produce_take(
         output.sample_rate,
         prompt.tempo,
         prompt.bars,
-        config.music.beats_per_bar,
+        prompt.beats_per_bar,
         config.audio,
         source_bpm=output.source_bpm,
         trim=not output.bar_aligned,
@@ -282,11 +282,13 @@ class Session:
         if request.engine not in self.engines:
             available = ", ".join(sorted(self.engines)) or "none are installed yet"
             raise SessionError(f"no engine named {request.engine!r}; available: {available}")
-        live_tempo = self.link.snapshot().tempo if self.link is not None else None
-        tempo = live_tempo if live_tempo is not None else self.config.music.tempo
+        live = self.link.snapshot() if self.link is not None else None
+        music = self.config.music
+        tempo = live.tempo if live is not None and live.tempo is not None else music.tempo
+        meter = live.meter if live is not None and live.meter is not None else music.meter
         with self._lock:
             self._ids += 1
-            prompt = request.prompt.with_defaults(tempo, self.config.music.bars)
+            prompt = request.prompt.with_defaults(tempo, music.bars, meter)
             job = Job(replace(request.seeded(), id=self._ids, prompt=prompt), submitted=time.time())
             self.jobs[job.request.id] = job
             self._queue.append(job.request.id)
@@ -395,11 +397,8 @@ class Session:
     def _announce(self, job: Job) -> None:
         if self.link is None or job.request.slot is None or job.take is None:
             return
-        take, prompt = job.take, job.request.prompt
         try:
-            self.link.load(
-                job.request.slot, take.wav, prompt.tempo or 0.0, prompt.bars or 0, take.id
-            )
+            self.link.send_take(job.request.slot, job.take)
         except LinkError as error:
             job.error = f"take written but not sent: {error}"
             self._notify(job)

@@ -118,7 +118,7 @@ class StandInDevice:
             self._answer_load(*args)
 
     def _answer_load(
-        self, slot: int, path: str, bpm: float, bars: int, take_id: str, req_id: int
+        self, slot: int, path: str, bpm: float, bars: int, beats: int, take_id: str, req_id: int
     ) -> None:
         if self.ignore_loads > 0:
             self.ignore_loads -= 1

@@ -52,6 +52,13 @@ class Take:
         """The take's number within its session."""
         return int(self.id.rsplit("-", 1)[1])
 
+    @property
+    def loop_facts(self) -> tuple[float, int, int]:
+        """(BPM, bars, quarter notes) of the loop as written (the sidecar's top level)."""
+        meta = self.meta
+        bars = int(meta["bars"])
+        return float(meta["tempo"]), bars, bars * int(meta.get("beats_per_bar", 4))
+
 
 def slugify(text: str, words: int = SLUG_WORDS) -> str:
     """``"Gritty and noisy pad!"`` → ``"gritty-noisy-pad"``: lowercase ASCII words, no fillers."""

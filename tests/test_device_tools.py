@@ -72,15 +72,18 @@ def test_build_writes_an_exact_instrument(tmp_path: Path) -> None:
     texts = [b.get("text", "") for b in boxes]
     varnames = {b.get("varname") for b in boxes}
     for slot in range(1, SLOTS + 1):  # every object the JS addresses by name exists
-        assert f"label-{slot}" in varnames
+        for name in ("label", "on", "front", "launch", "launch-now", "swap-now", "xf", "gate"):
+            assert f"{name}-{slot}" in varnames
         for side in "ab":
-            for name in ("buf", "phasor", "direction", "fade"):
+            for name in ("buf", "len", "step", "dir", "flip", "show", "done"):
                 assert f"{name}-{slot}-{side}" in varnames
-            assert f"buffer~ ---rig{slot}{side} 1000 2" in texts  # --- : per-instance names
-    assert "status" in varnames
+            assert f"buffer~ ---rig{slot}{side}" in texts  # --- : per-instance names
+    assert {"status", "takes-edit", "quant", "quant-on", "barlen", "logic"} <= varnames
     assert "udpreceive 7400" in texts and "udpsend 127.0.0.1 7401" in texts
     assert "js rig-slots.js 8" in texts
     assert patcher["openinpresentation"] == 1
+    banks = patcher["parameters"]["parameterbanks"]
+    assert banks["0"]["parameters"] == [f"Slot {n} Gain" for n in range(1, 9)]
 
 
 def test_build_is_reproducible() -> None:
@@ -98,7 +101,7 @@ def small_patch() -> dict:
                     "box": {
                         "id": "obj-1",
                         "maxclass": "newobj",
-                        "text": "metro 10",
+                        "text": "metro 50",
                         "numinlets": 2,
                         "numoutlets": 1,
                     }
@@ -119,6 +122,7 @@ def small_patch() -> dict:
                         "numinlets": 1,
                         "numoutlets": 2,
                         "parameter_enable": 1,
+                        "annotation": "Level.",
                         "saved_attribute_attributes": {
                             "valueof": {"parameter_longname": "Gain", "parameter_shortname": "Gain"}
                         },
@@ -175,6 +179,77 @@ def test_lint_finds_each_kind_of_mistake() -> None:
         assert any(expected in f for f in found), (expected, found)
 
 
+def box(box_id: str, maxclass: str, **attrs: object) -> dict:
+    return {"box": {"id": box_id, "maxclass": maxclass, **attrs}}
+
+
+def param(name: str, kind: int, low: float = 0, high: float = 1, visible: int = 0) -> dict:
+    value = {
+        "parameter_longname": name,
+        "parameter_shortname": name,
+        "parameter_type": kind,
+        "parameter_mmin": low,
+        "parameter_mmax": high,
+        "parameter_invisible": visible,
+    }
+    return {
+        "parameter_enable": 1,
+        "annotation": "x",
+        "saved_attribute_attributes": {"valueof": value},
+    }
+
+
+def test_lint_rules_catch_the_defects_live_would_show(tmp_path: Path) -> None:
+    """Each of the old device's defects, as Max and Live's documentation describe them."""
+    (tmp_path / "logic.js").write_text('function go() { named("fade-" + 1); }\ninlets = 1;\n')
+    port = box(
+        "obj-1", "live.numbox", numinlets=1, numoutlets=2, **param("Port", 1, 1024, 65535, 1)
+    )
+    reverse = box("obj-2", "live.text", numinlets=1, numoutlets=2, mode=0, **param("Rev", 2))
+    edit = box("obj-3", "textedit", numinlets=1, numoutlets=4, keymode=0)
+    relay = box("obj-4", "newobj", text="prepend param takes", numinlets=1, numoutlets=1)
+    folder = box(
+        "obj-5",
+        "newobj",
+        text="pattr takefolder @parameter_enable 1",
+        numinlets=1,
+        numoutlets=3,
+        saved_attribute_attributes={
+            "valueof": {"parameter_longname": "Folder", "parameter_shortname": "F"}
+        },
+    )
+    logic = box("obj-6", "newobj", text="js logic.js", numinlets=1, numoutlets=1)
+    fade = box("obj-7", "newobj", text="line~", numinlets=2, numoutlets=2, varname="fade-1")
+    gain = box("obj-8", "newobj", text="*~", numinlets=2, numoutlets=1)
+    poll = box("obj-9", "newobj", text="metro 10", numinlets=2, numoutlets=1)
+    cords = [("obj-3", "obj-4"), ("obj-6", "obj-8"), ("obj-9", "obj-6")]
+    document = {
+        "patcher": {
+            "boxes": [port, reverse, edit, relay, folder, logic, fade, gain, poll],
+            "lines": [{"patchline": {"source": [a, 0], "destination": [b, 0]}} for a, b in cords],
+            "parameters": {"parameterbanks": {"0": {"parameters": ["Port", "Gone", "-"]}}},
+        }
+    }
+    found = [str(p) for p in lint_patcher(document, tmp_path, Report(Path("x"))).problems]
+    expected = [
+        "'Port' is an Int parameter over 1024-65535: Live's Int holds 0-255",
+        "'Rev' is a live.text in button mode (it bangs",
+        "textedit keymode 0: Return adds a line and sends nothing",
+        "textedit's output begins with 'text': route it through [route text]",
+        "textedit outputmode 0 splits the text at its spaces",
+        "pattr 'Folder' stores text with the Set: its parameter type must be Blob (3)",
+        "[js] feeds *~: JS runs in the low-priority thread",
+        "logic.js addresses line~ 'fade-1' by name: JS may not time audio",
+        "metro 10: polling faster than 20 ms",
+        "names 'Gone', which is no parameter",
+        "'Port' is a setting: keep it out of Push banks",
+    ]
+    for text in expected:
+        assert any(text in f for f in found), (text, found)
+    port["box"]["saved_attribute_attributes"]["valueof"]["parameter_invisible"] = 0
+    assert not any("keep it out of Push banks" in f for f in findings(document))
+
+
 def test_lint_counts_declared_script_ports(tmp_path: Path) -> None:
     (tmp_path / "two.js").write_text("inlets = 2;\noutlets = 3;\n")
     document = small_patch()
@@ -218,7 +293,8 @@ def test_lint_never_raises(tmp_path: Path) -> None:
 def test_parameter_names_are_stable(tmp_path: Path, monkeypatch) -> None:
     report = build.lint_built_device()
     assert report.ok, [str(p) for p in report.problems]
-    assert len(report.parameters) == 6 + 4 * SLOTS  # gain, filter, reverse, speed
+    # settings, the take-folder dialog, the state; per slot gain, filter, reverse, speed, generate
+    assert len(report.parameters) == 7 + 1 + 1 + 5 * SLOTS
     names = build.stable_names()
     edited = tmp_path / "parameters.txt"
     edited.write_text("\n".join([n for n in names if n != "Slot 3 Gain"] + ["Old Knob"]) + "\n")

@@ -237,7 +237,7 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
             assert (rate, data.shape) == (44100, (loop_length(100, 4, 4, 44100), 2))
             assert (wrap_jump(data.T) <= step_p95(data.T)).all()  # the wrap is no click
             (args,) = device.wait_for("/rig/load")
-            assert args[:5] == (3, str(job.take.wav), 100.0, 4, job.take.id)
+            assert args[:6] == (3, str(job.take.wav), 100.0, 4, 16, job.take.id)
             info = job.take.meta["engine_info"]
             assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
             assert job.total == 3 and job.step == 3

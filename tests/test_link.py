@@ -25,9 +25,9 @@ def test_load_is_acknowledged(device_and_link) -> None:
     path = take_file(link)
     events: list[LinkEvent] = []
     link.subscribe(events.append)
-    req_id = link.load(3, path, 107.0, 4, "s-0001")
+    req_id = link.load(3, path, 107.0, 4, 16, "s-0001")
     (args,) = device.wait_for("/rig/load")
-    assert args == (3, str(path.resolve()), 107.0, 4, "s-0001", req_id)
+    assert args == (3, str(path.resolve()), 107.0, 4, 16, "s-0001", req_id)
     wait_until(lambda: link.snapshot().slots[3].status == "loaded")
     assert link.pending() == 0
     assert LinkEvent("loaded", {"slot": 3, "take_id": "s-0001", "req_id": req_id}) in events
@@ -36,7 +36,7 @@ def test_load_is_acknowledged(device_and_link) -> None:
 def test_unacknowledged_load_is_retried_with_the_same_request_id(device_and_link) -> None:
     device, link = device_and_link
     device.ignore_loads = 2
-    req_id = link.load(1, take_file(link), 120.0, 2, "s-0001")
+    req_id = link.load(1, take_file(link), 120.0, 2, 8, "s-0001")
     loads = device.wait_for("/rig/load", count=3)
     assert {args[-1] for args in loads} == {req_id}
     wait_until(lambda: link.snapshot().slots[1].status == "loaded")
@@ -47,7 +47,7 @@ def test_retries_give_up_and_report(device_and_link) -> None:
     device.ignore_loads = 100
     failed = threading.Event()
     link.subscribe(lambda e: failed.set() if e.kind == "load_failed" else None)
-    link.load(1, take_file(link), 120.0, 2, "s-0001")
+    link.load(1, take_file(link), 120.0, 2, 8, "s-0001")
     assert failed.wait(5)
     assert len(device.messages("/rig/load")) == FAST_RETRY.attempts
     state = link.snapshot().slots[1]
@@ -56,24 +56,48 @@ def test_retries_give_up_and_report(device_and_link) -> None:
 
 def test_hello_resends_current_assignments(device_and_link) -> None:
     device, link = device_and_link
-    first = link.load(1, take_file(link, "a.wav"), 120.0, 2, "s-0001")
-    second = link.load(2, take_file(link, "b.wav"), 120.0, 4, "s-0002")
+    first = link.load(1, take_file(link, "a.wav"), 120.0, 2, 8, "s-0001")
+    second = link.load(2, take_file(link, "b.wav"), 120.0, 4, 16, "s-0002")
     device.wait_for("/rig/load", count=2)
     wait_until(lambda: link.pending() == 0)
     device.send("/rig/hello", "1.0.0", 8)  # the device was reloaded: its buffers are empty
     loads = device.wait_for("/rig/load", count=4)
     resent = {args[0]: args for args in loads[2:]}
-    assert resent[1][4] == "s-0001" and resent[2][4] == "s-0002"
-    assert {resent[1][5], resent[2][5]}.isdisjoint({first, second})  # fresh request ids
+    assert resent[1][5] == "s-0001" and resent[2][5] == "s-0002"
+    assert resent[2][3:5] == (4, 16)  # bars and beats as first sent
+    assert {resent[1][6], resent[2][6]}.isdisjoint({first, second})  # fresh request ids
     wait_until(lambda: link.snapshot().device_slots == 8)
     assert link.snapshot().device_version == "1.0.0"
+
+
+def test_hello_is_answered_with_the_take_folder_and_the_port_is_checked(
+    device_and_link, caplog: pytest.LogCaptureFixture
+) -> None:
+    device, link = device_and_link
+    caplog.set_level(logging.WARNING, logger="rig.link")
+    device.send("/rig/hello", "rig-slots 2.0 (protocol 2)", 8, 7410)
+    (folder,) = device.wait_for("/rig/folder")
+    assert folder == (str(link.take_root),)
+    wait_until(lambda: link.snapshot().device_port == 7410)
+    assert f"the device listens on UDP 7410 but the rig sends to {link.osc.port}" in caplog.text
+
+
+def test_time_signature_sets_the_meter(device_and_link, caplog) -> None:
+    device, link = device_and_link
+    caplog.set_level(logging.WARNING, logger="rig.link")
+    device.send("/rig/timesig", 6, 8)
+    wait_until(lambda: link.snapshot().meter == "6/8")
+    device.send("/rig/timesig", 7, 8)  # 3.5 quarter notes: kept at 6/8, and said
+    device.send("/rig/timesig", 3.0, 4.0)  # Max may send whole floats
+    wait_until(lambda: link.snapshot().meter == "3/4")
+    assert "Live's time signature 7/8 has no whole-quarter bar" in caplog.text
 
 
 def test_duplicate_and_late_acks_are_harmless(device_and_link) -> None:
     device, link = device_and_link
     device.ignore_loads = 100  # acknowledge by hand
-    old = link.load(1, take_file(link, "a.wav"), 120.0, 2, "s-0001")
-    new = link.load(1, take_file(link, "b.wav"), 120.0, 2, "s-0002")  # supersedes the first
+    old = link.load(1, take_file(link, "a.wav"), 120.0, 2, 8, "s-0001")
+    new = link.load(1, take_file(link, "b.wav"), 120.0, 2, 8, "s-0002")  # supersedes the first
     device.send("/rig/loaded", 1, "s-0001", old)  # late ack of the superseded load
     time.sleep(0.1)
     assert link.snapshot().slots[1].status == "pending"
@@ -90,7 +114,7 @@ def test_device_error_is_reported(device_and_link) -> None:
     path.unlink()  # the device cannot read it
     errors: list[LinkEvent] = []
     link.subscribe(lambda e: errors.append(e) if e.kind == "error" else None)
-    req_id = link.load(2, path, 120.0, 2, "s-0001")
+    req_id = link.load(2, path, 120.0, 2, 8, "s-0001")
     wait_until(lambda: link.snapshot().slots[2].status == "failed")
     assert "cannot read" in (link.snapshot().slots[2].error or "")
     assert errors[0].data["req_id"] == req_id
@@ -140,7 +164,7 @@ def test_only_paths_inside_the_take_folder_are_sent(device_and_link, tmp_path: P
     sneaky = link.take_root / ".." / "elsewhere.wav"
     for path in (outside, sneaky, Path("/etc/passwd")):
         with pytest.raises(LinkError, match="outside the take folder"):
-            link.load(1, path, 120.0, 2, "s-0001")
+            link.load(1, path, 120.0, 2, 8, "s-0001")
     time.sleep(0.1)
     assert device.messages("/rig/load") == []
 
@@ -148,11 +172,11 @@ def test_only_paths_inside_the_take_folder_are_sent(device_and_link, tmp_path: P
 def test_slot_numbers_are_checked(device_and_link) -> None:
     device, link = device_and_link
     with pytest.raises(LinkError, match="numbered from 1"):
-        link.load(0, take_file(link), 120.0, 2, "s-0001")
+        link.load(0, take_file(link), 120.0, 2, 8, "s-0001")
     device.send("/rig/hello", "1.0", 4)
     wait_until(lambda: link.snapshot().device_slots == 4)
     with pytest.raises(LinkError, match="1 to 4"):
-        link.load(5, take_file(link), 120.0, 2, "s-0001")
+        link.load(5, take_file(link), 120.0, 2, 8, "s-0001")
 
 
 def test_busy_listen_port_is_named(tmp_path: Path) -> None:

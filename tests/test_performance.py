@@ -11,6 +11,7 @@ import soundfile
 from conftest import wait_until
 from perf_fixtures import Rig
 
+from rig.link import LinkEvent
 from rig.midi import MidiController, MidiError, MidiMapping, open_input, parse_action
 from rig.perform import osc_bridge
 from rig.performance import ActionError
@@ -59,6 +60,27 @@ def test_regenerate_is_identical_with_the_gan_engine(perf_rig: Rig) -> None:
     assert np.array_equal(a, b)
     assert again.take.meta["engine_info"]["w"] == first.take.meta["engine_info"]["w"]
     assert first.take.meta["controls"]["variation"] == 0.5
+
+
+def test_a_settled_tempo_change_re_renders_the_slots_gan_takes(perf_rig: Rig) -> None:
+    """Live's tempo moves: once it holds, each slot's GAN take is made again at the new tempo
+    from its recorded latent (other engines' takes are left to the device's slices)."""
+    perf_rig.perf.update(engine="gan", text="drums, Bars: 1", tempo=120.0, slot=2, seed=3)
+    gan = done(perf_rig, perf_rig.perf.generate().request.id)
+    perf_rig.perf.update(engine="word", text="pad, Bars: 1", slot=3)
+    done(perf_rig, perf_rig.perf.generate().request.id)
+    wait_until(lambda: len(perf_rig.device.messages("/rig/load")) == 2)
+    wait_until(lambda: perf_rig.link.snapshot().slots[3].status == "loaded")
+    bridge = osc_bridge(perf_rig.perf, MidiController(MidiMapping(), perf_rig.perf))
+    for bpm in (121.0, 123.5, 126.0):  # turning the tempo knob: only the last one counts
+        bridge(LinkEvent("tempo", {"bpm": bpm}))
+    wait_until(lambda: len(perf_rig.device.messages("/rig/load")) == 3, timeout=60)
+    slot, path, bpm, bars, beats = perf_rig.device.messages("/rig/load")[-1][:5]
+    assert (slot, bpm, bars, beats) == (2, 126.0, 1, 4)
+    again = perf_rig.perf.find_take(perf_rig.link.snapshot().slots[2].take_id)
+    assert again is not None and again.wav == Path(path)
+    assert again.meta["engine_info"]["w"] == gan.take.meta["engine_info"]["w"]
+    assert perf_rig.perf.retempo(126.0) == []  # already at that tempo: nothing to do
 
 
 def test_controls_are_checked_and_clamped(perf_rig: Rig) -> None:

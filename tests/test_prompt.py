@@ -85,3 +85,15 @@ def test_canonical_order_and_spelling() -> None:
 def test_defaults_fill_only_missing_fields() -> None:
     prompt = parse_prompt("pad, Bars: 4").with_defaults(tempo=97.0, bars=2)
     assert (prompt.tempo, prompt.bars) == (97.0, 4)
+
+
+def test_meter_is_a_bar_of_whole_quarter_notes() -> None:
+    prompt = parse_prompt("waltz pad, Meter: 3 / 4")
+    assert (prompt.meter, prompt.beats_per_bar) == ("3/4", 3)
+    assert format_prompt(prompt) == "waltz pad, Meter: 3/4"
+    assert parse_prompt("jig, meter: 6/8").beats_per_bar == 3
+    assert parse_prompt("pad").with_defaults(120.0, 2, "6/8").meter == "6/8"
+    assert parse_prompt("pad, Meter: 5/4").with_defaults(120.0, 2, "6/8").meter == "5/4"
+    for bad in ("7/8", "3/5", "three", "0/4", "17/4"):
+        with pytest.raises(PromptError, match=r"Meter: .* accepted: a meter such as 4/4"):
+            parse_prompt(f"pad, Meter: {bad}")

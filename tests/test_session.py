@@ -47,7 +47,7 @@ def test_request_to_take_to_device(rig) -> None:
     assert (rate, data.shape) == (44100, (loop_length(97, 4, 4, 44100), 2))
     assert take.meta["prompt"]["tempo"] == 97.0 and take.meta["seed"] == 5
     (args,) = device.wait_for("/rig/load")
-    assert args[:5] == (1, str(take.wav), 97.0, 4, take.id)
+    assert args[:6] == (1, str(take.wav), 97.0, 4, 16, take.id)
     assert job.total == 4 and job.step == 4  # progress reached the session
 
 

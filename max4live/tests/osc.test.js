@@ -3,7 +3,7 @@
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const osc = require("../tools/osc.js");
+const osc = require("../harness/osc.js");
 
 // python-osc: OscMessageBuilder("/rig/loaded") with 3, "take-1", 7
 const LOADED = "2f7269672f6c6f61646564002c697369000000000000000374616b652d31000000000007";

@@ -1,28 +1,28 @@
 #!/usr/bin/env node
-// A stand-in for the rig slots device, for tests without Max: the real device logic
-// (../rig-slots.js) wired to real UDP sockets the way the patch wires it to Max objects.
+// The built rig slots device, run in real time by the Max double (../harness/) on real UDP
+// sockets: for tests of the rig's link against the device without Max, and for trying the rig
+// without Live.
 //
-//   [udpreceive PORT]  -> a dgram socket on 127.0.0.1:PORT, decoded OSC -> core.osc()
-//   [udpsend HOST RIG] <- core's sends, OSC-encoded with the logic's type tags
-//   [buffer~] replace  -> reads the file; a RIFF/WAVE file "loads" after a short delay and
-//                         answers like buffer~'s right outlet; anything else never answers
-//                         (as buffer~ posts an error and stays silent)
-//   [transport]        -> a clock at --bpm, polled every 10 ms like [metro 10]
+//   node max4live/tools/udp-device.js [--port P] [--rig-port R] [--takes FOLDER] [--bpm B]
+//                                     [--running 0|1] [--sample-rate SR]
 //
-// Every action is printed as one JSON line on stdout for the tests to read.
+// --port and --rig-port are the device's OSC In Port and Rig Port parameters, restored as from a
+// saved Live Set (they rebind its [udpreceive] and redirect its [udpsend]); --takes is typed
+// into the take-folder field and entered with Return. Every OSC message the
+// device sends and every buffer~ read is printed as one JSON line on stdout.
 "use strict";
 
 const dgram = require("node:dgram");
-const fs = require("node:fs");
-const { RigSlots } = require("../rig-slots.js");
-const osc = require("./osc.js");
+const path = require("node:path");
+const { MaxDevice, readPatcher } = require("../harness/device.js");
+
+const BUILD = path.join(__dirname, "..", "build");
 
 function options(argv) {
-    const o = { port: 7400, rigPort: 7401, host: "127.0.0.1", takes: "", bpm: 120, slots: 8,
-                loadTimeoutMs: 10000, running: 1 };
+    const o = { port: 7400, rigPort: 7401, takes: "", bpm: 120, running: 1, sampleRate: 7680 };
     for (let i = 2; i < argv.length; i += 2) {
         const key = argv[i].replace(/^--/, "").replace(/-(\w)/g, (_, c) => c.toUpperCase());
-        o[key] = key === "takes" || key === "host" ? argv[i + 1] : Number(argv[i + 1]);
+        o[key] = key === "takes" ? argv[i + 1] : Number(argv[i + 1]);
     }
     return o;
 }
@@ -31,63 +31,60 @@ function emit(event) {
     process.stdout.write(JSON.stringify(event) + "\n");
 }
 
-function isWav(path) {
-    try {
-        const fd = fs.openSync(path, "r");
-        const head = Buffer.alloc(12);
-        fs.readSync(fd, head, 0, 12, 0);
-        fs.closeSync(fd);
-        return head.toString("ascii", 0, 4) === "RIFF" && head.toString("ascii", 8, 12) === "WAVE";
-    } catch (error) {
-        return false;
-    }
-}
-
 function main() {
     const o = options(process.argv);
-    const socket = dgram.createSocket("udp4");
-    const started = Date.now();
-    let core = null;
-    const io = {
-        send: (address, args, types) => {
-            socket.send(osc.encode(address, args, types), o.rigPort, o.host);
-            emit({ event: "send", address, args });
-        },
-        loadBuffer: (slot, side, path) => {
-            emit({ event: "load", slot, side, path });
-            if (isWav(path)) {
-                setTimeout(() => core.bufferLoaded(slot, side), 20);
+    const out = dgram.createSocket("udp4");
+    const sockets = new Map(); // port → bound socket
+    const device = new MaxDevice({
+        sampleRate: o.sampleRate,
+        scriptDir: BUILD,
+        udpOut: (packet, host, port) => out.send(packet, port, host),
+    });
+    device.live.tempo = o.bpm;
+    device.live.running = !!o.running;
+    const bind = () => { // follow the device's [udpreceive] ports
+        for (const port of new Set(device.udpIn.values())) {
+            if (!sockets.has(port)) {
+                const socket = dgram.createSocket("udp4");
+                socket.on("message", (packet) => device.receive(packet, port));
+                socket.on("error", (error) => emit({ event: "log", text: String(error) }));
+                socket.bind(port, "127.0.0.1");
+                sockets.set(port, socket);
             }
-        },
-        setFade: (slot, side, gain, ms) => emit({ event: "fade", slot, side, gain, ms }),
-        setLoop: (slot, side, ticks) => emit({ event: "loop", slot, side, ticks }),
-        setReverse: (slot, side, on) => emit({ event: "reverse", slot, side, on }),
-        display: (slot, text) => emit({ event: "display", slot, text }),
-        status: () => {},
-        fileExists: (path) => fs.existsSync(path),
-        now: () => Date.now(),
-        log: (text) => emit({ event: "log", text }),
-    };
-    core = new RigSlots({ slots: o.slots, takeFolder: o.takes, loadTimeoutMs: o.loadTimeoutMs },
-        io);
-    socket.on("message", (packet) => {
-        let message;
-        try {
-            message = osc.decode(packet);
-        } catch (error) {
-            return emit({ event: "log", text: "dropped a malformed packet: " + error.message });
         }
-        core.osc(message.address, message.args);
-    });
-    socket.bind(o.port, "127.0.0.1", () => {
-        emit({ event: "ready", port: socket.address().port });
-        core.hello();
-        setInterval(() => {
-            const beats = ((Date.now() - started) / 60000) * o.bpm;
-            core.transport(Math.floor(beats / 4) + 1, (Math.floor(beats) % 4) + 1, o.bpm,
-                o.running);
-        }, 10);
-    });
+    };
+    let sent = 0;
+    let reads = 0;
+    let posts = 0;
+    const report = () => {
+        for (; sent < device.sent.length; sent++) {
+            emit({ event: "send", address: device.sent[sent].address, args: device.sent[sent].args });
+        }
+        for (; reads < device.reads.length; reads++) {
+            emit({ event: "read", buffer: device.reads[reads].name, path: device.reads[reads].path });
+        }
+        for (; posts < device.posts.length; posts++) {
+            emit({ event: "log", text: device.posts[posts] });
+        }
+    };
+    const saved = { parameters: { "OSC In Port": o.port, "Rig Port": o.rigPort } };
+    device.load(readPatcher(path.join(BUILD, "rig-slots.amxd")), saved);
+    if (o.takes) {
+        const edit = device.named("takes-edit");
+        edit.type(o.takes);
+        edit.pressReturn();
+    }
+    bind();
+    const started = Date.now();
+    setInterval(() => {
+        const due = (Date.now() - started) / 1000 - device.time / device.sampleRate;
+        if (due > 0) {
+            device.run(due);
+        }
+        bind();
+        report();
+    }, 5);
+    emit({ event: "ready", port: o.port });
     process.on("SIGTERM", () => process.exit(0));
 }
 

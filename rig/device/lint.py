@@ -4,8 +4,10 @@ Checks, per patcher (sub-patchers included): valid JSON with boxes and lines; un
 every object known (the known-objects table or a rule in :mod:`rig.device.objects`) with the
 inlet/outlet counts its box declares; every patch cord between existing boxes and in-range
 inlets/outlets; js/v8 scripts present; no absolute paths; parameters with long and short names,
-unique long names. For an ``.amxd`` also the exact header. Any input gives a report, never a
-traceback: what cannot be checked is reported as such.
+unique long names; and the Live device rules of :mod:`rig.device.rules` (Int ranges, toggles,
+textedit, Blob state, no JS in the audio timing path, Push banks, Info View text). For an
+``.amxd`` also the exact header. Any input gives a report, never a traceback: what cannot be
+checked is reported as such.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rig.device.objects import (
     object_counts,
     split_text,
 )
+from rig.device.rules import device_rules
 
 ERROR, WARNING = "error", "warning"
 ABSOLUTE_PATH = re.compile(
@@ -112,6 +115,8 @@ def lint_patcher(document: Any, script_dir: Path, report: Report) -> Report:
     for where, text in _strings(document["patcher"]):
         if ABSOLUTE_PATH.search(text):
             report.problems.append(Problem(ERROR, where, f"absolute path {text!r}"))
+    for level, where, text in device_rules(document["patcher"], script_dir):
+        report.problems.append(Problem(level, f"patcher/{where}", text))
     report.parameters = sorted(names)
     return report
 
@@ -216,7 +221,11 @@ def _check_object(box: dict[str, Any], where: str, script_dir: Path, report: Rep
 def _check_parameter(
     box: dict[str, Any], where: str, report: Report, names: dict[str, str]
 ) -> None:
-    if not box.get("parameter_enable"):
+    objects = box.get("saved_object_attributes")
+    if not (
+        box.get("parameter_enable")
+        or (isinstance(objects, dict) and objects.get("parameter_enable"))
+    ):
         return
     attrs = box.get("saved_attribute_attributes", {})
     value = attrs.get("valueof", {}) if isinstance(attrs, dict) else {}

@@ -1,26 +1,24 @@
 """The "rig slots" Max for Live instrument, generated as a patcher dict (the source of truth).
 
-Signal path per slot and player (``a``/``b``)::
+Three layers, one way: the controls and OSC feed ``[js rig-slots.js]`` (control logic: what
+plays), which sets named ``sig~`` values and reads ``buffer~``s; the signal graph
+(:mod:`rig.device.dsp`) decides when, on the bar or beat, sample-accurately; ``edge~`` reporters
+tell the logic what the graph did. The ``js`` box is a Blob parameter holding the device's state
+(take folder, every slot's take, which player is front), saved with the Live Set.
 
-    phasor~ 1n @lock 1   one cycle per loop, locked to Live's transport (JS sets the ticks)
-      ├──────────────► selector~ 2 1 ─► wave~ ---rig<slot><player> 0 0 2 ─► *~ ◄ line~ (fade)
-      └─► !-~ 1. ────┘ (reverse)
-    buffer~ ---rig<slot><player> ("replace <path>"; its right outlet bangs when the read is done)
-    both players ─► *~ (Slot N Gain) ─► lores~ (Slot N Filter) ─► plugout~
-
-Control: ``udpreceive`` → ``js rig-slots.js`` → ``udpsend``; ``metro 10`` → ``transport`` →
-``pack`` → js; ``midiin`` → ``midiparse`` → js; parameters → js. The JS addresses the players by
-scripting name (``buf-1-a``, ``phasor-1-a``, ``direction-1-a``, ``fade-1-a``, ``label-1``,
-``status``), so the wiring stays thin.
+Live parameters follow Ableton's Max for Live Production Guidelines: settings (ports, notes,
+quantize, autoplay) are Stored Only, ports are Float with an Int unit style (Live's Int holds
+0-255), buttons are Hidden, every control has Info View text, ``live.banks`` puts the slots'
+gains first on Push, and colours are Live's theme.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig.device.objects import object_counts
+from rig.device import dsp
+from rig.device.patcher import Kind, Param, Patcher, Unit, Visibility
 
 SOURCE = Path(__file__).resolve().parents[2] / "max4live"  # the device's source folder
 JS_FILE = "rig-slots.js"
@@ -28,135 +26,33 @@ DEVICE_NAME = "rig slots"
 SLOTS = 8
 OSC_IN_PORT = 7400  # PROTOCOL.md: the device listens here
 RIG_PORT = 7401  # and sends here
-FADE_MS = 20
 DEVICE_HEIGHT = 169.0  # Live's device strip
 COLUMN = 92.0  # presentation width of one slot
-
-
-@dataclass
-class Patcher:
-    """Boxes and patch cords, with ids ``obj-1``, ``obj-2``, ... in creation order."""
-
-    boxes: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    script_dir: Path = SOURCE  # folder of the js file, for its declared inlets/outlets
-
-    def add(self, maxclass: str, rect: tuple[float, float, float, float], **attrs: Any) -> str:
-        """A box of ``maxclass`` at ``rect`` (x, y, w, h in the patching view); returns its id."""
-        box_id = f"obj-{len(self.boxes) + 1}"
-        box = {"id": box_id, "maxclass": maxclass, "patching_rect": list(rect), **attrs}
-        self.boxes.append({"box": box})
-        return box_id
-
-    def obj(self, text: str, x: float, y: float, **attrs: Any) -> str:
-        """An object box; its inlet/outlet counts come from :func:`object_counts`."""
-        counts = object_counts(text, self.script_dir)
-        if counts is None:
-            raise ValueError(f"no inlet/outlet rule for {text!r}")
-        inlets, outlets = counts
-        width = max(40.0, 7.0 * len(text))
-        return self.add(
-            "newobj",
-            (x, y, width, 22.0),
-            text=text,
-            numinlets=inlets,
-            numoutlets=outlets,
-            outlettype=[""] * outlets,
-            **attrs,
-        )
-
-    def message(self, text: str, x: float, y: float) -> str:
-        """A message box (2 inlets, 1 outlet)."""
-        return self.add(
-            "message",
-            (x, y, max(30.0, 7.0 * len(text)), 22.0),
-            text=text,
-            numinlets=2,
-            numoutlets=1,
-            outlettype=[""],
-        )
-
-    def connect(self, source: str, outlet: int, destination: str, inlet: int) -> None:
-        """A patch cord from ``source``'s outlet to ``destination``'s inlet (0-based)."""
-        self.lines.append(
-            {"patchline": {"source": [source, outlet], "destination": [destination, inlet]}}
-        )
-
-
-def parameter(
-    longname: str,
-    shortname: str,
-    kind: int,
-    low: float,
-    high: float,
-    initial: float,
-    unitstyle: int = 0,
-    enum: list[str] | None = None,
-    exponent: float = 1.0,
-) -> dict[str, Any]:
-    """The ``saved_attribute_attributes`` of a Live parameter (kind 0 float, 1 int, 2 enum)."""
-    value: dict[str, Any] = {
-        "parameter_longname": longname,
-        "parameter_shortname": shortname,
-        "parameter_type": kind,
-        "parameter_mmin": low,
-        "parameter_mmax": high,
-        "parameter_initial": [initial],
-        "parameter_initial_enable": 1,
-        "parameter_unitstyle": unitstyle,
-        "parameter_modmode": 0,
-    }
-    if enum:
-        value["parameter_enum"] = enum
-    if exponent != 1.0:
-        value["parameter_exponent"] = exponent
-    return {"valueof": value}
-
-
-def live_control(
-    p: Patcher,
-    maxclass: str,
-    varname: str,
-    rect: tuple[float, float, float, float],
-    presentation: tuple[float, float, float, float],
-    attributes: dict[str, Any],
-    **extra: Any,
-) -> str:
-    """A ``live.*`` control that is a Live parameter (automatable, MIDI-mappable)."""
-    counts = object_counts(maxclass)
-    assert counts is not None
-    return p.add(
-        maxclass,
-        rect,
-        varname=varname,
-        parameter_enable=1,
-        presentation=1,
-        presentation_rect=list(presentation),
-        numinlets=counts[0],
-        numoutlets=counts[1],
-        outlettype=[""] * counts[1],
-        saved_attribute_attributes=attributes,
-        **extra,
-    )
+SETTINGS_WIDTH = 150.0
+STATE = Param(
+    "rig slots state",
+    "State",
+    Kind.BLOB,
+    "The take folder and every slot's take, saved with the Live Set.",
+    visibility=Visibility.STORED_ONLY,
+)
 
 
 def build_patcher(slots: int = SLOTS, script_dir: Path = SOURCE) -> dict[str, Any]:
     """The whole device as ``{"patcher": {...}}`` (``script_dir`` holds ``rig-slots.js``)."""
     p = Patcher(script_dir=script_dir)
     js = _control(p, slots)
-    out = p.obj("plugout~", 40.0, 900.0)
-    for slot in range(1, slots + 1):
-        _slot(p, slot, js, out)
-    parameters = {
-        box["box"]["id"]: [
-            box["box"]["saved_attribute_attributes"]["valueof"][k]
-            for k in ("parameter_longname", "parameter_shortname")
-        ]
-        + [0]
-        for box in p.boxes
-        if box["box"].get("parameter_enable")
-    }
-    width = slots * COLUMN + 8.0
+    out = p.obj("plugout~", 40.0, 1900.0)
+    clock = dsp.clock(p)
+    for n in range(1, slots + 1):
+        x = 40.0 + (n - 1) * 900.0
+        result, reporters = dsp.slot(p, n, clock, x, 1300.0)
+        for reporter in reporters:
+            p.connect(reporter, 0, js, 0)
+        for player in "ab":
+            p.connect(_box(p, f"done-{n}-{player}"), 0, js, 0)
+        _slot_controls(p, n, js, result, out, x)
+    width = slots * COLUMN + SETTINGS_WIDTH + 8.0
     return {
         "patcher": {
             "fileversion": 1,
@@ -172,13 +68,17 @@ def build_patcher(slots: int = SLOTS, script_dir: Path = SOURCE) -> dict[str, An
             "openrect": [0.0, 0.0, width, DEVICE_HEIGHT],
             "openinpresentation": 1,
             "default_fontsize": 10.0,
-            "default_fontname": "Arial Bold",
+            "default_fontname": "Ableton Sans Medium",
             "gridsize": [8.0, 8.0],
             "devicewidth": width,
             "description": f"{DEVICE_NAME}: {slots} loop slots fed by rig over OSC",
             "boxes": p.boxes,
             "lines": p.lines,
-            "parameters": {**parameters, "inherited_shortname": 1},
+            "parameters": {
+                **p.parameters(),
+                "parameterbanks": _banks(slots),
+                "inherited_shortname": 1,
+            },
             "dependency_cache": [{"name": JS_FILE, "type": "TEXT", "implicit": 1}],
             "latency": 0,
             "is_mpe": 0,
@@ -187,228 +87,360 @@ def build_patcher(slots: int = SLOTS, script_dir: Path = SOURCE) -> dict[str, An
     }
 
 
+def _banks(slots: int) -> dict[str, Any]:
+    """Push banks: the performance controls, gains first; no settings."""
+    names = ("Gain", "Filter", "Reverse", "Speed")
+    return {
+        str(i): {
+            "index": i,
+            "name": f"Slot {name}s",
+            "parameters": [f"Slot {n} {name}" if n <= slots else "-" for n in range(1, 9)],
+        }
+        for i, name in enumerate(names)
+    }
+
+
+def _box(p: Patcher, varname: str) -> str:
+    return next(e["box"]["id"] for e in p.boxes if e["box"].get("varname") == varname)
+
+
 def _control(p: Patcher, slots: int) -> str:
-    """OSC, transport, MIDI, device settings and the status line; returns the js box id."""
-    js = p.obj(f"js {JS_FILE} {slots}", 40.0, 200.0)
-    osc_in = p.obj(f"udpreceive {OSC_IN_PORT}", 40.0, 120.0)
-    osc_out = p.obj(f"udpsend 127.0.0.1 {RIG_PORT}", 40.0, 260.0)
+    """The logic, OSC, transport and MIDI in, the device settings; returns the js box id."""
+    js = p.obj(
+        f"js {JS_FILE} {slots}",
+        40.0,
+        200.0,
+        varname="logic",
+        saved_object_attributes={"parameter_enable": 1, "parameter_mappable": 0},
+        saved_attribute_attributes=STATE.attributes(),
+    )
+    osc_in = p.obj(f"udpreceive {OSC_IN_PORT}", 40.0, 120.0, varname="osc-in")
+    osc_out = p.obj(f"udpsend 127.0.0.1 {RIG_PORT}", 40.0, 260.0, varname="osc-out")
     p.connect(osc_in, 0, js, 0)
     p.connect(js, 0, osc_out, 0)
-    # device ready → init the logic, start polling the transport
     ready = p.obj("live.thisdevice", 300.0, 20.0)
-    order = p.obj("t b b", 300.0, 50.0)
-    init = p.message("init", 340.0, 80.0)
-    start = p.message("1", 300.0, 80.0)
-    metro = p.obj("metro 10", 300.0, 110.0)
-    transport = p.obj("transport", 300.0, 140.0)
-    pack = p.obj("pack 0 0 0. 0. 0", 300.0, 170.0)
-    to_js = p.obj("prepend transport", 300.0, 200.0)
-    timesig = p.obj("prepend timesig", 460.0, 200.0)
+    order = p.obj("t b b b b", 300.0, 50.0)  # right to left: init, poll, Live's quantization, SR
     p.connect(ready, 0, order, 0)
-    p.connect(order, 1, init, 0)
-    p.connect(order, 0, start, 0)
-    p.connect(init, 0, js, 0)
-    p.connect(start, 0, metro, 0)
-    p.connect(metro, 0, transport, 0)
+    p.chain((order, 3, 0), p.message("init", 420.0, 80.0), js)
+    poll = p.chain((order, 2, 0), p.message("1", 380.0, 80.0), p.obj("metro 50", 380.0, 110.0))
+    transport = p.chain(poll, p.obj("transport", 380.0, 140.0))
+    pack = p.obj("pack 0 0 0. 0. 0", 380.0, 170.0)
     for outlet, inlet in ((0, 0), (1, 1), (2, 2), (4, 3), (6, 4)):  # bar beat units tempo state
         p.connect(transport, outlet, pack, inlet)
-    p.connect(transport, 5, timesig, 0)
-    p.connect(pack, 0, to_js, 0)
-    p.connect(timesig, 0, js, 0)
-    # MIDI notes on the track
-    midi = p.obj("midiin", 600.0, 20.0)
-    parse = p.obj("midiparse", 600.0, 50.0)
-    note = p.obj("prepend note", 600.0, 80.0)
-    p.connect(midi, 0, parse, 0)
-    p.connect(parse, 0, note, 0)
-    p.connect(note, 0, js, 0)
-    control = p.obj("prepend cc", 700.0, 80.0)  # control changes go on to the rig
-    p.connect(parse, 2, control, 0)
-    p.connect(control, 0, js, 0)
-    p.connect(to_js, 0, js, 0)
-    _settings(p, js, osc_in, osc_out, slots)
-    p.add(
-        "comment",
-        (40.0, 300.0, 400.0, 18.0),
-        varname="status",
-        text="rig: starting",
-        numinlets=1,
-        numoutlets=0,
-        presentation=1,
-        presentation_rect=[4.0, DEVICE_HEIGHT - 20.0, slots * COLUMN - 8.0, 18.0],
+    p.chain(pack, p.obj("prepend transport", 380.0, 200.0), js)
+    p.chain((transport, 5, 0), p.obj("prepend timesig", 520.0, 200.0), js)
+    observer = p.obj("live.observer @property clip_trigger_quantization", 300.0, 170.0)
+    p.chain(
+        (order, 1, 0),
+        p.message("path live_set", 300.0, 110.0),
+        p.obj("live.path", 300.0, 140.0),
+        (observer, 0, 1),
     )
+    p.chain(observer, p.obj("prepend param globalquant", 300.0, 200.0), js)
+    rate = p.chain((order, 0, 0), p.obj("dspstate~", 640.0, 110.0))
+    p.chain((rate, 1, 0), p.obj("prepend samplerate", 640.0, 140.0), js)
+    midi = p.chain(p.obj("midiin", 760.0, 20.0), p.obj("midiparse", 760.0, 50.0))
+    p.chain(midi, p.obj("prepend note", 760.0, 80.0), js)
+    p.chain((midi, 2, 0), p.obj("prepend cc", 860.0, 80.0), js)
+    _settings(p, js, osc_in, osc_out, slots)
+    p.obj("live.banks", 1000.0, 200.0)  # Push: the banks are the patcher's parameterbanks
     return js
 
 
 def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> None:
-    """Device-wide parameters (bottom row of the device)."""
-    row = DEVICE_HEIGHT - 40.0
-    controls = [
+    """The device-wide settings (right-hand column) and the status line."""
+    x0 = slots * COLUMN + 8.0
+    port = "UDP port %s. Each device on this computer needs its own (PROTOCOL.md)."
+    ports = (
         (
-            "live.numbox",
-            "OSC In Port",
-            "In Port",
-            1,
-            1024,
-            65535,
-            OSC_IN_PORT,
-            "prepend port",
+            Param(
+                "OSC In Port",
+                "In",
+                Kind.FLOAT,
+                port % "the device listens on for the rig",
+                1024,
+                65535,
+                OSC_IN_PORT,
+                visibility=Visibility.STORED_ONLY,
+            ),
             osc_in,
+            0,
         ),
-        ("live.numbox", "Rig Port", "Rig Port", 1, 1024, 65535, RIG_PORT, "prepend port", osc_out),
-        ("live.tab", "Launch Quantize", "Quantize", 2, 0, 2, 0, "prepend param quantize", js),
         (
-            "live.numbox",
-            "Trigger Note",
-            "Trig Note",
-            1,
+            Param(
+                "Rig Port",
+                "Rig",
+                Kind.FLOAT,
+                port % "the rig listens on (on 127.0.0.1)",
+                1024,
+                65535,
+                RIG_PORT,
+                visibility=Visibility.STORED_ONLY,
+            ),
+            osc_out,
+            74,
+        ),
+    )
+    for param, target, dx in ports:
+        box = p.ui("live.numbox", (900.0 + dx * 2, 20.0, 60.0, 15.0), (x0 + dx, 4, 70, 15), param)
+        as_int = p.chain(box, p.obj("t i", 900.0 + dx * 2, 45.0))
+        p.chain(as_int, p.obj("prepend port", 900.0 + dx * 2, 70.0), target)
+        if target == osc_in:
+            p.chain(as_int, p.obj("prepend param port", 1050.0, 70.0), js)
+    quantize = Param(
+        "Launch Quantize",
+        "Quantize",
+        Kind.ENUM,
+        "When a slot starts or stops after its note: on the next bar, beat, at once, or on "
+        "Live's global launch quantization.",
+        0,
+        3,
+        0,
+        enum=("Bar", "Beat", "Off", "Global"),
+        visibility=Visibility.STORED_ONLY,
+    )
+    box = p.ui(
+        "live.tab",
+        (1200.0, 20.0, 140.0, 15.0),
+        (x0, 22, 144, 15),
+        quantize,
+        num_lines_patching=1,
+        num_lines_presentation=1,
+    )
+    p.chain(box, p.obj("prepend param quantize", 1200.0, 45.0), js)
+    notes = (
+        ("Trigger Note", "Start", "trigger_note", 36, "starts slot 1"),
+        ("Stop Note", "Stop", "stop_note", 48, "stops slot 1"),
+        ("Generate Note", "Gen", "generate_note", 60, "asks the rig for a new loop in slot 1"),
+    )
+    for index, (long, short, key, initial, what) in enumerate(notes):
+        info = f"The MIDI note that {what}; the notes above it do the same for slots 2-{slots}."
+        param = Param(
+            long,
+            short,
+            Kind.INT,
+            info,
             0,
             127,
-            36,
-            "prepend param trigger_note",
-            js,
-        ),
-        ("live.numbox", "Stop Note", "Stop Note", 1, 0, 127, 48, "prepend param stop_note", js),
-        ("live.text", "Autoplay", "Autoplay", 2, 0, 1, 1, "prepend param autoplay", js),
-    ]
-    for index, (cls, long, short, kind, low, high, init, route, target) in enumerate(controls):
-        x = 900.0 + 150.0 * index
-        enum = (
-            ["Bar", "Beat", "Off"]
-            if long == "Launch Quantize"
-            else (["Off", "On"] if cls == "live.text" else None)
+            initial,
+            Unit.MIDI,
+            visibility=Visibility.STORED_ONLY,
         )
-        attrs = parameter(long, short, kind, low, high, init, unitstyle=0, enum=enum)
-        extra: dict[str, Any] = (
-            {"text": long, "texton": long, "mode": 0} if cls == "live.text" else {}
+        box = p.ui(
+            "live.numbox",
+            (1400.0 + 80 * index, 20.0, 60.0, 15.0),
+            (x0 + 49 * index, 40, 46, 15),
+            param,
         )
-        box = live_control(
-            p,
-            cls,
-            long.lower().replace(" ", "-"),
-            (x, 20.0, 60.0, 15.0),
-            (4.0 + 72.0 * index, row, 66.0, 15.0),
-            attrs,
-            **extra,
-        )
-        relay = p.obj(route, x, 60.0)
-        p.connect(box, 0, relay, 0)
-        p.connect(relay, 0, target, 0)
-    folder = p.add(
-        "textedit",
-        (900.0, 100.0, 300.0, 20.0),
-        varname="takes-edit",
-        numinlets=1,
-        numoutlets=4,
-        outlettype=["", "int", "", ""],
-        presentation=1,
-        presentation_rect=[4.0 + 72.0 * len(controls), row, 200.0, 15.0],
-        text="",
-        hint="take folder (empty: any)",
+        p.chain(box, p.obj(f"prepend param {key}", 1400.0 + 80 * index, 45.0), js)
+    autoplay = Param(
+        "Autoplay",
+        "Autoplay",
+        Kind.ENUM,
+        "On: a slot that has no loop starts playing when its first loop arrives.",
+        0,
+        1,
+        1,
+        enum=("Off", "On"),
+        visibility=Visibility.STORED_ONLY,
     )
-    remember = p.obj("pattr takefolder @bindto takes-edit @parameter_enable 1", 900.0, 130.0)
-    relay = p.obj("prepend param takes", 900.0, 160.0)
-    p.connect(folder, 0, relay, 0)
-    p.connect(relay, 0, js, 0)
-    del remember  # pattr stores the folder with the Live set through its binding; no cords
-
-
-def _slot(p: Patcher, slot: int, js: str, out: str) -> None:
-    """Two players, the slot's gain and filter, its parameters and its label."""
-    x0 = 40.0 + (slot - 1) * 200.0
-    y0 = 400.0
-    gain_l = p.obj("*~", x0, y0 + 320.0)
-    gain_r = p.obj("*~", x0 + 60.0, y0 + 320.0)
-    for side_index, side in enumerate("ab"):
-        _player(p, slot, side, x0 + side_index * 100.0, y0, js, (gain_l, gain_r))
-    gain_line = p.obj("line~", x0 + 120.0, y0 + 290.0)
-    gain_msg = p.message("$1 20", x0 + 120.0, y0 + 260.0)
-    to_amp = p.obj("dbtoa", x0 + 120.0, y0 + 230.0)
-    px = 4.0 + (slot - 1) * COLUMN
-    gain = live_control(
-        p,
-        "live.dial",
-        f"gain-{slot}",
-        (x0 + 120.0, y0 + 180.0, 44.0, 48.0),
-        (px, 42.0, 44.0, 48.0),
-        parameter(f"Slot {slot} Gain", f"Gain {slot}", 0, -70.0, 6.0, 0.0, 4),
-    )
-    p.connect(gain, 0, to_amp, 0)
-    p.connect(to_amp, 0, gain_msg, 0)
-    p.connect(gain_msg, 0, gain_line, 0)
-    p.connect(gain_line, 0, gain_l, 1)
-    p.connect(gain_line, 0, gain_r, 1)
-    cutoff = live_control(
-        p,
-        "live.dial",
-        f"filter-{slot}",
-        (x0 + 60.0, y0 + 350.0, 44.0, 48.0),
-        (px + 44.0, 42.0, 44.0, 48.0),
-        parameter(
-            f"Slot {slot} Filter", f"Filter {slot}", 0, 20.0, 20000.0, 20000.0, 3, exponent=3.0
-        ),
-    )
-    for channel, gain_box in enumerate((gain_l, gain_r)):
-        lowpass = p.obj("lores~ 20000. 0.", x0 + 60.0 * channel, y0 + 410.0)
-        p.connect(gain_box, 0, lowpass, 0)
-        p.connect(cutoff, 0, lowpass, 1)
-        p.connect(lowpass, 0, out, channel)
-    reverse = live_control(
-        p,
+    box = p.ui(
         "live.text",
-        f"reverse-{slot}",
-        (x0, y0 + 460.0, 40.0, 15.0),
-        (px, 94.0, 42.0, 15.0),
-        parameter(f"Slot {slot} Reverse", f"Rev {slot}", 2, 0, 1, 0, enum=["Off", "On"]),
-        text="Rev",
-        texton="Rev",
+        (1700.0, 20.0, 60.0, 15.0),
+        (x0, 58, 70, 15),
+        autoplay,
+        text="Autoplay",
+        texton="Autoplay",
+        mode=1,
+    )
+    p.chain(box, p.obj("prepend param autoplay", 1700.0, 45.0), js)
+    _folder(p, js, x0)
+    p.ui(
+        "live.comment",
+        (40.0, 300.0, 400.0, 18.0),
+        (4, DEVICE_HEIGHT - 22, slots * COLUMN - 8, 18),
+        varname="status",
+        text="rig: starting",
+    )
+
+
+def _folder(p: Patcher, js: str, x0: float) -> None:
+    """The take folder: typed (Return enters it) or chosen in a dialog."""
+    edit = p.ui(
+        "textedit",
+        (1800.0, 20.0, 300.0, 20.0),
+        (x0, 76, 144, 34),
+        varname="takes-edit",
+        keymode=1,
+        lines=2,
+        outputmode=1,
+        text="",
+        parameter_enable=0,
+        hint="The rig's take folder: type it and press Return, or Choose",
+        annotation="The folder rig writes takes into. Loads from anywhere else are refused; "
+        "while none is set, every load is (the rig sends its own when it starts).",
+    )
+    relay = p.obj("prepend folder", 1800.0, 80.0)
+    p.chain(edit, p.obj("route text", 1800.0, 50.0), relay, js)
+    choose = Param(
+        "Choose Folder",
+        "Choose",
+        Kind.ENUM,
+        "Choose the take folder in a dialog.",
+        0,
+        1,
+        0,
+        enum=("Choose", "Choose"),
+        visibility=Visibility.HIDDEN,
+    )
+    button = p.ui(
+        "live.text",
+        (2150.0, 20.0, 60.0, 15.0),
+        (x0 + 74, 58, 70, 15),
+        choose,
+        text="Choose…",
+        texton="Choose…",
         mode=0,
     )
-    speed = live_control(
-        p,
-        "live.dial",
-        f"speed-{slot}",
-        (x0 + 50.0, y0 + 460.0, 44.0, 36.0),
-        (px + 44.0, 92.0, 44.0, 36.0),
-        parameter(f"Slot {slot} Speed", f"Speed {slot}", 2, 0, 2, 1, enum=["½", "1", "2"]),
+    p.chain(
+        button,
+        p.obj("opendialog fold", 2150.0, 50.0),
+        p.obj("conformpath slash absolute", 2150.0, 80.0),
+        relay,
     )
-    for control, name in ((reverse, "reverse"), (speed, "speed")):
-        relay = p.obj(f"prepend param {name} {slot}", x0, y0 + 490.0 + 30.0 * (name == "speed"))
-        p.connect(control, 0, relay, 0)
-        p.connect(relay, 0, js, 0)
-    p.add(
-        "comment",
-        (x0, y0 + 560.0, 180.0, 36.0),
-        varname=f"label-{slot}",
-        text=f"{slot} empty",
-        numinlets=1,
-        numoutlets=0,
-        presentation=1,
-        presentation_rect=[px, 4.0, COLUMN - 4.0, 36.0],
+
+
+def _slot_controls(p: Patcher, n: int, js: str, out: dsp.SlotOut, plugout: str, x: float) -> None:
+    """Slot ``n``'s column: its label, waveform, gain, filter, reverse, speed and Generate."""
+    px = 4.0 + (n - 1) * COLUMN
+    y = 2000.0
+    p.ui(
+        "live.comment",
+        (x, y, 180.0, 30.0),
+        (px, 2, COLUMN - 4, 26),
+        varname=f"label-{n}",
+        text=f"{n} empty",
         linecount=2,
     )
+    wave = p.ui(
+        "waveform~",
+        (x, y + 40, 180.0, 40.0),
+        (px, 28, COLUMN - 4, 22),
+        varname=f"wave-{n}",
+        saved_attribute_attributes=_theme_colours(),
+    )
+    for side in "ab":
+        p.connect(
+            p.message(f"set ---rig{n}{side}", x + 200, y + 40, varname=f"show-{n}-{side}"),
+            0,
+            wave,
+            0,
+        )
+    gain = p.ui(
+        "live.dial",
+        (x, y + 100, 44.0, 48.0),
+        (px, 50, 44, 48),
+        Param(
+            f"Slot {n} Gain",
+            f"Gain {n}",
+            Kind.FLOAT,
+            f"Level of slot {n} (dB).",
+            -70.0,
+            6.0,
+            0.0,
+            Unit.DB,
+        ),
+    )
+    level = p.chain(
+        gain, p.obj("dbtoa", x, y + 150), p.message("$1 20", x, y + 175), p.obj("line~", x, y + 200)
+    )
+    cutoff = p.ui(
+        "live.dial",
+        (x + 60, y + 100, 44.0, 48.0),
+        (px + 44, 50, 44, 48),
+        Param(
+            f"Slot {n} Filter",
+            f"Filter {n}",
+            Kind.FLOAT,
+            f"Low-pass cut-off of slot {n}.",
+            20.0,
+            20000.0,
+            20000.0,
+            Unit.HZ,
+            exponent=3.0,
+        ),
+    )
+    smooth = p.chain(cutoff, p.message("$1 20", x + 60, y + 175), p.obj("line~", x + 60, y + 200))
+    for channel, source in enumerate((out.left, out.right)):
+        scaled = p.obj("*~", x + 60 * channel, y + 230)
+        p.connect(source, 0, scaled, 0)
+        p.connect(level, 0, scaled, 1)
+        lowpass = p.obj("lores~ 20000. 0.", x + 60 * channel, y + 260)
+        p.connect(scaled, 0, lowpass, 0)
+        p.connect(smooth, 0, lowpass, 1)
+        p.connect(lowpass, 0, plugout, channel)
+    reverse = p.ui(
+        "live.text",
+        (x, y + 300, 40.0, 15.0),
+        (px, 100, 42, 15),
+        Param(
+            f"Slot {n} Reverse",
+            f"Rev {n}",
+            Kind.ENUM,
+            f"Plays slot {n}'s loop backwards.",
+            0,
+            1,
+            0,
+            enum=("Off", "On"),
+        ),
+        text="Rev",
+        texton="Rev",
+        mode=1,
+    )
+    speed = p.ui(
+        "live.tab",
+        (x + 50, y + 300, 44.0, 15.0),
+        (px + 44, 100, 44, 15),
+        Param(
+            f"Slot {n} Speed",
+            f"Speed {n}",
+            Kind.ENUM,
+            f"Slot {n}'s loop spans twice (½) or half (2) its bars, at its own pitch.",
+            0,
+            2,
+            1,
+            enum=("½", "1", "2"),
+        ),
+        num_lines_patching=1,
+        num_lines_presentation=1,
+    )
+    for control, name in ((reverse, "reverse"), (speed, "speed")):
+        p.chain(control, p.obj(f"prepend param {name} {n}", x + 100, y + 330), js)
+    generate = p.ui(
+        "live.text",
+        (x, y + 360, 80.0, 15.0),
+        (px, 118, COLUMN - 4, 15),
+        Param(
+            f"Slot {n} Generate",
+            f"Gen {n}",
+            Kind.ENUM,
+            f"Asks the rig for a new loop in slot {n}.",
+            0,
+            1,
+            0,
+            enum=("Generate", "Generate"),
+            visibility=Visibility.HIDDEN,
+        ),
+        text="Generate",
+        texton="Generate",
+        mode=0,
+    )
+    p.chain(generate, p.message(f"generate {n}", x, y + 390), js)
 
 
-def _player(
-    p: Patcher, slot: int, side: str, x: float, y: float, js: str, gains: tuple[str, str]
-) -> None:
-    """One player: buffer, locked phasor, reverse switch, wave~, fade."""
-    name = f"---rig{slot}{side}"
-    buffer = p.obj(f"buffer~ {name} 1000 2", x, y, varname=f"buf-{slot}-{side}")
-    done = p.message(f"loaded {slot} {side}", x, y + 30.0)
-    p.connect(buffer, 1, done, 0)
-    p.connect(done, 0, js, 0)
-    phasor = p.obj("phasor~ 1n @lock 1", x, y + 60.0, varname=f"phasor-{slot}-{side}")
-    backwards = p.obj("!-~ 1.", x + 50.0, y + 90.0)
-    direction = p.obj("selector~ 2 1", x, y + 120.0, varname=f"direction-{slot}-{side}")
-    p.connect(phasor, 0, direction, 1)
-    p.connect(phasor, 0, backwards, 0)
-    p.connect(backwards, 0, direction, 2)
-    wave = p.obj(f"wave~ {name} 0 0 2", x, y + 150.0)
-    p.connect(direction, 0, wave, 0)
-    fade = p.obj("line~", x + 50.0, y + 180.0, varname=f"fade-{slot}-{side}")
-    for channel in (0, 1):
-        level = p.obj("*~", x + 50.0 * channel, y + 210.0)
-        p.connect(wave, channel, level, 0)
-        p.connect(fade, 0, level, 1)
-        p.connect(level, 0, gains[channel], 0)
+def _theme_colours() -> dict[str, Any]:
+    """Waveform colours bound to Live's theme (the Max expression form)."""
+    return {
+        "bgcolor": {"expression": "themecolor.live_lcd_bg"},
+        "waveformcolor": {"expression": "themecolor.live_lcd_control_fg"},
+    }

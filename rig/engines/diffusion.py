@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,16 +41,19 @@ NAMES = {"sao": "Stable Audio Open 1.0", "sa3": "Stable Audio 3"}
 
 
 def prompt_text(prompt: Prompt, template: str) -> str:
-    """The text sent to the model: ``template`` with ``{prompt}`` (the whole structured prompt),
-    ``{text}``, ``{tempo}``, ``{key}``, ``{genre}``, ``{instrument}`` and ``{bars}``."""
+    """The text sent to the model: ``template`` with ``{prompt}`` (the structured prompt without
+    its length: Bars and Meter say how long the loop is, not how it sounds, and are in the text
+    only where the template asks for them), ``{text}``, ``{tempo}``, ``{key}``, ``{genre}``,
+    ``{instrument}``, ``{bars}`` and ``{meter}``."""
     fields = {
-        "prompt": format_prompt(prompt),
+        "prompt": format_prompt(replace(prompt, bars=None, meter=None)),
         "text": prompt.text,
         "tempo": f"{prompt.tempo:g}" if prompt.tempo else "",
         "key": prompt.key or "",
         "genre": prompt.genre or "",
         "instrument": prompt.instrument or "",
         "bars": prompt.bars or "",
+        "meter": prompt.meter or "",
     }
     try:
         return template.format(**fields).strip(" ,")
@@ -155,7 +159,6 @@ class DiffusionEngine:
             raise EngineError(f"unknown diffusion engine {kind!r}; known: {', '.join(PIPELINES)}")
         self.kind = kind
         self.settings: DiffusionConfig = config.diffusion
-        self.beats_per_bar = config.music.beats_per_bar
         self.device = pick_device(self.settings.device)
         self.dtype = pick_dtype(self.device, self.settings.precision)
         if config.session.threads:
@@ -201,7 +204,7 @@ class DiffusionEngine:
         if prompt.tempo is None or prompt.bars is None:
             raise EngineError("the diffusion engines need the prompt's tempo and bars")
         pipe = self.pipeline(request.model)
-        seconds = prompt.bars * self.beats_per_bar * 60.0 / prompt.tempo + self.settings.tail_s
+        seconds = prompt.bars * prompt.beats_per_bar * 60.0 / prompt.tempo + self.settings.tail_s
         text = prompt_text(prompt, self.settings.template)
         seed = request.seed if request.seed is not None else 0
         steps = self.settings.steps or None

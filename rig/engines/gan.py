@@ -203,10 +203,11 @@ class GanEngine:
         return render(model, ws.to(self.device), spread, "const", self.dtype)
 
     def _fit(self, model: LoopModel, loop: np.ndarray, request: Request) -> np.ndarray:
-        """The loop repeated to the asked bars (at the model's tempo) plus a short tail."""
+        """The loop repeated to the asked bars and meter (at the model's tempo) plus a short
+        tail."""
         prompt = request.prompt
         bars = prompt.bars or model.audio.bars
-        beats = bars * model.audio.beats_per_bar
+        beats = bars * (prompt.beats_per_bar if prompt.meter else model.audio.beats_per_bar)
         seconds = beats * 60.0 / model.audio.bpm + TAIL_S
         return repeat_to(loop, round(seconds * model.sample_rate))
 

@@ -1,4 +1,4 @@
-// Minimal OSC 1.0 message codec for the Node stand-in of Max's [udpreceive]/[udpsend].
+// Minimal OSC 1.0 message codec for the Max double's [udpreceive]/[udpsend].
 // Types: i (int32), f (float32), s (string), d (float64), h (int64 as Number), T F N.
 "use strict";
 
