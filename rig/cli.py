@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=".amxd/.maxpat files (default: build rig slots and check it)",
     )
     _config_flags(device)
+    takes = sub.add_parser("takes", help="the take folder: prune old sessions")
+    takes_sub = takes.add_subparsers(dest="takes_command", required=True, metavar="WHAT")
+    prune = takes_sub.add_parser(
+        "prune",
+        help="remove the oldest sessions (never the newest one, never a take a slot holds)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only say what would go")
+    prune.add_argument("--keep-sessions", type=int, help="default: takes.keep_sessions")
+    prune.add_argument("--max-gb", type=float, help="default: takes.max_gb")
+    _config_flags(takes)
     return parser
 
 
@@ -204,6 +214,38 @@ def _cmd_device(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _cmd_takes(args: argparse.Namespace, config: Config) -> int:
+    from rig.retention import prune
+    from rig.takes import SESSION_RE
+
+    keep = config.takes.keep_sessions if args.keep_sessions is None else args.keep_sessions
+    max_gb = config.takes.max_gb if args.max_gb is None else args.max_gb
+    if keep < 0 or max_gb < 0:
+        raise ValueError("--keep-sessions and --max-gb must be 0 (no limit) or more")
+    if not keep and not max_gb:
+        raise ValueError(
+            "no limit to prune to: give --keep-sessions or --max-gb (or set takes.keep_sessions "
+            "/ takes.max_gb)"
+        )
+    root = config.paths.takes
+    sessions = sorted(p.name for p in root.iterdir() if p.is_dir() and SESSION_RE.match(p.name))
+    newest = sessions[-1] if sessions else None  # maybe a rig running now: never pruned
+    report = prune(root, keep, max_gb, current=newest, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for folder in report.sessions:
+        print(f"{verb} {folder}")
+    for path in report.files:
+        print(f"{verb} {path}")
+    for path in report.kept_for_slots:
+        print(f"kept {path} (a device slot holds it)")
+    print(
+        f"{verb} {len(report.sessions)} sessions and {len(report.files)} files, "
+        f"{report.freed_bytes / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _lint_devices(files: list[Path]) -> int:
     from rig.device.build import lint_built_device
     from rig.device.lint import lint_file
@@ -227,5 +269,6 @@ COMMANDS = {
     "doctor": _cmd_doctor,
     "bench": _cmd_bench,
     "device": _cmd_device,
+    "takes": _cmd_takes,
     **TRAINING_COMMANDS,
 }

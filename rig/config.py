@@ -31,6 +31,27 @@ class OscConfig:
     host: str = "127.0.0.1"  # host running Live and the device
     port: int = 7400  # the device's udpreceive port
     listen_port: int = 7401  # the rig's own port for /rig/hello, /rig/loaded, ...
+    # Interface the rig listens on: "" = 127.0.0.1 while the device is on this machine, all
+    # interfaces when it is not (then only the device's host and `allow` may send).
+    listen_host: str = ""
+    allow: tuple[str, ...] = ()  # more hosts allowed to send OSC (besides loopback and `host`)
+
+    @property
+    def bind_host(self) -> str:
+        """The interface the rig's socket binds to."""
+        if self.listen_host:
+            return self.listen_host
+        return "127.0.0.1" if is_loopback(self.host) else "0.0.0.0"
+
+    @property
+    def senders(self) -> frozenset[str]:
+        """Hosts whose datagrams the rig accepts."""
+        return frozenset({"127.0.0.1", "::1", self.host, *self.allow})
+
+
+def is_loopback(host: str) -> bool:
+    """``127.x.x.x``, ``::1`` or ``localhost``."""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 @dataclass(frozen=True)
@@ -77,11 +98,23 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class TakesConfig:
+    """How long takes are kept. Never deleted: the current session's takes and any take a
+    device slot holds. 0 = no limit."""
+
+    keep_sessions: int = 0  # newest session folders kept (the rest go)
+    max_gb: float = 0.0  # total size of the take folder kept under this (oldest sessions go)
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """The generation worker."""
 
     timeout_s: float = 120.0  # a request running longer is cancelled and its worker restarted
     threads: int = 0  # torch CPU threads in the worker (0 = torch's default)
+    max_queue: int = 8  # requests that may wait; one more is refused with a clear error
+    latest_wins: bool = False  # a new request for a slot cancels that slot's waiting ones
+    actions_per_s: float = 2.0  # MIDI / OSC actions per second and source (bursts of 4)
 
 
 @dataclass(frozen=True)
@@ -121,6 +154,8 @@ class UiConfig:
 
     host: str = "127.0.0.1"  # interface to serve on (0.0.0.0 exposes it to the network)
     port: int = 7860  # performer page at /, stage view at /stage
+    token: str = ""  # needed by every client but this computer ("": one is made at start)
+    remote_writes: bool = False  # may clients on other computers write files (MIDI mapping)?
 
 
 @dataclass(frozen=True)
@@ -144,6 +179,7 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
+    takes: TakesConfig = field(default_factory=TakesConfig)
 
 
 def _port(value: Any) -> int:
@@ -226,6 +262,11 @@ def _path(value: Any) -> Path:
     return Path(_text(value)).expanduser()
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def _paths(value: Any) -> tuple[Path, ...]:
     items = value if isinstance(value, list) else str(value).split(os.pathsep)
     paths = tuple(Path(str(item).strip()).expanduser() for item in items if str(item).strip())
@@ -239,6 +280,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "osc.host": (_text, "RIG_OSC_HOST"),
     "osc.port": (_port, "RIG_OSC_PORT"),
     "osc.listen_port": (_port, "RIG_LISTEN_PORT"),
+    "osc.listen_host": (_text, "RIG_LISTEN_HOST"),
+    "osc.allow": (_hosts, "RIG_OSC_ALLOW"),
     "audio.sample_rate": (_ranged(8000, 192000, _int), "RIG_SAMPLE_RATE"),
     "audio.wav_format": (_choice(*WAV_SUBTYPES), "RIG_WAV_FORMAT"),
     "audio.target_lufs": (_ranged(-40.0, -3.0), "RIG_TARGET_LUFS"),
@@ -252,10 +295,15 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "music.beats_per_bar": (_ranged(1, 16, _int), "RIG_BEATS_PER_BAR"),
     "music.follow_tempo": (_bool, "RIG_FOLLOW_TEMPO"),
     "paths.takes": (_path, "RIG_TAKES"),
+    "takes.keep_sessions": (_ranged(0, 100000, _int), "RIG_KEEP_SESSIONS"),
+    "takes.max_gb": (_ranged(0.0, 100000.0), "RIG_TAKES_MAX_GB"),
     "paths.models": (_paths, "RIG_MODELS"),
     "paths.prompts": (_path, "RIG_PROMPTS"),
     "session.timeout_s": (_ranged(1.0, 3600.0), "RIG_TIMEOUT"),
     "session.threads": (_ranged(0, 256, _int), "RIG_THREADS"),
+    "session.max_queue": (_ranged(1, 1000, _int), "RIG_MAX_QUEUE"),
+    "session.latest_wins": (_bool, "RIG_LATEST_WINS"),
+    "session.actions_per_s": (_ranged(0.1, 100.0), "RIG_ACTIONS_PER_S"),
     "gan.device": (_device, "RIG_GAN_DEVICE"),
     "gan.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_GAN_PRECISION"),
     "diffusion.sao_model": (_text, "RIG_SAO_MODEL"),
@@ -277,6 +325,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "diffusion.scheduler": (lambda v: str(v).strip(), "RIG_DIFFUSION_SCHEDULER"),
     "ui.host": (_text, "RIG_UI_HOST"),
     "ui.port": (_port, "RIG_UI_PORT"),
+    "ui.token": (_text, "RIG_TOKEN"),
+    "ui.remote_writes": (_bool, "RIG_UI_REMOTE_WRITES"),
     "midi.mapping": (_path, "RIG_MIDI_MAPPING"),
     "midi.port": (lambda v: str(v).strip(), "RIG_MIDI_PORT"),
 }

@@ -10,7 +10,6 @@ import importlib.util
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from rig.config import Config
 from rig.engines import ENGINES
 from rig.link import Link, LinkEvent, RetryPolicy
+from rig.takes import TakeError, TakeStore
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 OPTIONAL_TOOLS = {
@@ -47,11 +47,9 @@ def check_python(config: Config) -> Finding:
 def check_takes(config: Config) -> Finding:
     folder = config.paths.takes.resolve()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
-            pass
-    except OSError as error:
-        return Finding(FAIL, "take folder", f"{folder} is not writable: {error.strerror}")
+        TakeStore(folder).check()
+    except TakeError as error:
+        return Finding(FAIL, "take folder", str(error))
     free_gb = shutil.disk_usage(folder).free / 1e9
     status = OK if free_gb > 1.0 else WARN
     return Finding(status, "take folder", f"{folder} (writable, {free_gb:.1f} GB free)")

@@ -1,9 +1,12 @@
 """The OSC link to the Max for Live device (python-osc over UDP). Contract: max4live/PROTOCOL.md.
 
 One UDP socket bound to the rig's listen port both sends to the device and receives from it. A
-receiver thread decodes packets and updates the link's state; a retry thread re-sends loads that
-the device has not acknowledged, with exponential backoff, until ``/rig/loaded`` or ``/rig/error``
-arrives or the attempts run out. Malformed or unknown messages are logged and dropped.
+receiver thread decodes packets (:mod:`rig.osc`: size and nesting limits, never stalls) and
+updates the link's state; a retry thread re-sends loads that the device has not acknowledged, with
+exponential backoff, until ``/rig/loaded`` or ``/rig/error`` arrives or the attempts run out, and
+restarts the receiver if it ever dies. The socket listens on 127.0.0.1 unless the device is on
+another host; datagrams from hosts other than loopback, the device's and ``osc.allow`` are dropped.
+Malformed, unknown or out-of-range messages are dropped with a rate-limited log line.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import math
 import socket
 import threading
 import time
@@ -20,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
 
 from rig.config import OscConfig
+from rig.lograte import LogLimiter
+from rig.osc import OscError, decode
 from rig.takes import Take
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 2
+INT_LIMIT = 2**31 - 1  # every integer field: slots, ids, seeds, CCs
 
 
 class LinkError(ValueError):
@@ -124,6 +130,9 @@ class Link:
         self._subscribers: list[Callable[[LinkEvent], None]] = []
         self._sock: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        self._receiver: threading.Thread | None = None
+        self._limited = LogLimiter(log)
+        self.receiver_restarts = 0
         self._handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
             "/rig/hello": self._on_hello,
             "/rig/loaded": self._on_loaded,
@@ -145,31 +154,43 @@ class Link:
         """
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            sock.bind(("0.0.0.0", self.osc.listen_port))
+            sock.bind((self.osc.bind_host, self.osc.listen_port))
         except OSError as error:
             sock.close()
             raise OSError(
                 error.errno,
-                f"cannot listen for the device on UDP port {self.osc.listen_port}: "
-                f"{error.strerror} (another rig running? set RIG_LISTEN_PORT)",
+                f"cannot listen for the device on UDP {self.osc.bind_host}:"
+                f"{self.osc.listen_port}: {error.strerror} (another rig running? set "
+                "RIG_LISTEN_PORT)",
             ) from None
         sock.settimeout(0.1)
         self._sock = sock
-        for target in (self._receive_loop, self._retry_loop):
-            thread = threading.Thread(
-                target=target, name=f"rig-link-{target.__name__}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        self._start_receiver()
+        retry = threading.Thread(target=self._retry_loop, name="rig-link-retry", daemon=True)
+        retry.start()
+        self._threads.append(retry)
         return self
+
+    def _start_receiver(self) -> None:
+        thread = threading.Thread(target=self._receive_loop, name="rig-link-receive", daemon=True)
+        thread.start()
+        self._receiver = thread
+
+    def _watch_receiver(self) -> None:
+        """Restart the receiver thread if something killed it (and say so)."""
+        if self._receiver is not None and not self._receiver.is_alive() and not self._stop.is_set():
+            self.receiver_restarts += 1
+            log.error("the OSC receiver stopped; restarted it (%d so far)", self.receiver_restarts)
+            self._start_receiver()
 
     def close(self) -> None:
         """Stop the threads and release the port."""
         self._stop.set()
         self._wake.set()
-        for thread in self._threads:
+        for thread in [*self._threads, *([self._receiver] if self._receiver else [])]:
             thread.join(timeout=2)
         self._threads.clear()
+        self._receiver = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -267,22 +288,36 @@ class Link:
             return len(self._pending)
 
     # -- incoming --------------------------------------------------------------------------
-    def handle_datagram(self, data: bytes) -> None:
-        """Decode one datagram and dispatch its messages; bad input is logged and dropped."""
+    def handle_datagram(self, data: bytes, sender: str = "127.0.0.1") -> None:
+        """Decode one datagram from host ``sender`` and dispatch its messages; bad input is
+        dropped with a rate-limited log line, and never raises."""
+        if sender not in self.osc.senders:
+            self._limited.warning(
+                "sender", "dropped OSC from %s: not the device's host (osc.host) nor in osc.allow",
+                sender,
+            )  # fmt: skip
+            return
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except (ParseError, IndexError, ValueError, TypeError) as error:
-            log.warning("dropped a malformed OSC packet (%d bytes): %s", len(data), error)
+            messages = decode(data)
+        except OscError as error:
+            self._limited.warning(
+                "packet", "dropped a malformed OSC packet (%d bytes): %s", len(data), error
+            )
             return
         for message in messages:
             handler = self._handlers.get(message.address)
             if handler is None:
-                log.warning("dropped unknown OSC message %s %s", message.address, message.params)
+                self._limited.warning(
+                    "unknown", "dropped unknown OSC message %.60s", message.address
+                )
                 continue
             try:
-                handler(tuple(message.params))
-            except (IndexError, ValueError, TypeError) as error:
-                log.warning("dropped malformed %s %s: %s", message.address, message.params, error)
+                handler(message.args)
+            except (IndexError, ValueError, TypeError, OverflowError) as error:
+                self._limited.warning(
+                    message.address, "dropped malformed %s %.200r: %s", message.address,
+                    message.args, error,
+                )  # fmt: skip
                 continue
             with self._lock:
                 self._state.last_heard = time.time()
@@ -327,9 +362,11 @@ class Link:
         slot, req_id, message = _int(args[0]), _int(args[1]), str(args[2])
         with self._lock:
             pending = self._pending.pop(req_id, None)
-            if pending is not None:
-                state = self._slot(pending.slot)
-                state.status, state.error, state.req_id = "failed", message, None
+            if pending is None:  # an answer to a retry already answered: nothing new
+                log.debug("ignored /rig/error for unknown request %d", req_id)
+                return
+            state = self._slot(pending.slot)
+            state.status, state.error, state.req_id = "failed", message, None
         self._emit("error", {"slot": slot, "req_id": req_id, "message": message})
 
     def _on_tempo(self, args: tuple[Any, ...]) -> None:
@@ -363,17 +400,21 @@ class Link:
     def _receive_loop(self) -> None:
         while not self._stop.is_set() and self._sock is not None:
             try:
-                data, _ = self._sock.recvfrom(65536)
+                data, (host, *_rest) = self._sock.recvfrom(65536)
             except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
                     return
                 continue  # e.g. ICMP port unreachable reported on the socket
-            self.handle_datagram(data)
+            try:
+                self.handle_datagram(data, host)
+            except Exception:  # a bug must not end the receiver: log it, go on
+                log.exception("the OSC receiver failed on a %d-byte datagram", len(data))
 
     def _retry_loop(self) -> None:
         while not self._stop.is_set():
+            self._watch_receiver()
             now = time.monotonic()
             failed: list[tuple[int, _Pending]] = []
             to_send: list[_Pending] = []
@@ -450,14 +491,20 @@ class Link:
 
 
 def _int(value: Any) -> int:
+    """A whole number within ±2³¹−1 (Max's ints; a whole float is accepted)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
+        raise TypeError(f"expected a number, got {value!r:.40}")
     if isinstance(value, float) and not value.is_integer():
         raise ValueError(f"expected a whole number, got {value!r}")
+    if abs(value) > INT_LIMIT:
+        raise ValueError(f"{value!r} is outside ±{INT_LIMIT}")
     return int(value)
 
 
 def _num(value: Any) -> float:
+    """A finite number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
+        raise TypeError(f"expected a number, got {value!r:.40}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rig.lograte import LogLimiter
 from rig.performance import ACTIONS, ActionError, Performance
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class MidiController:
     def __init__(self, mapping: MidiMapping, performance: Performance) -> None:
         self.mapping = mapping
         self.performance = performance
+        self._limited = LogLimiter(log)
         self.learning: str | None = None  # a control or action waiting for its CC or note
         self.last_event = ""  # what the last message did, for the UI
         self._port: Any = None
@@ -128,7 +130,8 @@ class MidiController:
             self._handle(message)
         except (ActionError, ValueError) as error:
             self.last_event = f"{message}: {error}"
-            log.warning("MIDI %s: %s", message, error)
+            self.performance.notice(f"MIDI {message}: {error}")
+            self._limited.warning("midi", "MIDI %s: %s", message, error)
 
     def _handle(self, message: Any) -> None:
         channel = self.mapping.channel
@@ -160,7 +163,7 @@ class MidiController:
             return
         bound = self.mapping.notes.get(number)
         if bound is not None:
-            self.performance.action(*bound)
+            self.performance.action(*bound, source="midi")
             self.last_event = f"note {number} → {' '.join(str(x) for x in bound if x is not None)}"
 
     # -- ports -----------------------------------------------------------------------------

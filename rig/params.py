@@ -34,7 +34,19 @@ class Param:
             raise ValueError(f"bad parameter {self!r}")
 
     def clamp(self, value: float) -> float:
-        """``value`` limited to [low, high]."""
+        """``value`` limited to [low, high].
+
+        Raises:
+            ParamError: not a finite number (NaN, infinity, a bool or text).
+        """
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ParamError(
+                f"{self.name}: {value!r:.40} is not a number in {self.low}-{self.high}"
+            )
         return min(self.high, max(self.low, float(value)))
 
     def from_unit(self, position: float) -> float:

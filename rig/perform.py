@@ -7,21 +7,30 @@ is left running: no worker process, no thread, no open port.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from types import FrameType
 
-from rig.config import Config
+from rig.config import Config, is_loopback
 from rig.engines import ENGINES
 from rig.engines.gan_schema import gan_schema
 from rig.link import Link, LinkEvent
+from rig.lograte import LogLimiter
 from rig.midi import MidiController, MidiError, MidiMapping, open_input
 from rig.performance import ActionError, Performance
 from rig.presets import load_sets
 from rig.release import find_model_folders
+from rig.retention import prune, record_slot
 from rig.session import Session
+from rig.takes import TakeStore
+from rig.ui.access import new_token
+
+log = logging.getLogger(__name__)
 
 
 def _say(text: str) -> None:
@@ -38,6 +47,14 @@ def missing_parts(config: Config) -> list[str]:
             "(`rig doctor` says more; `make train-defaults` trains the default ones)"
         )
     return missing
+
+
+def ui_token(config: Config) -> str:
+    """The token other computers need for the web UI: ui.token, or a new one when the UI is
+    served beyond this computer; "" when it is served on loopback only."""
+    if is_loopback(config.ui.host):
+        return ""
+    return config.ui.token or new_token()
 
 
 def start_midi(config: Config, perf: Performance) -> MidiController:
@@ -63,6 +80,8 @@ def osc_bridge(perf: Performance, midi: MidiController) -> Callable[[LinkEvent],
     """A link subscriber that runs ``/rig/cc`` and ``/rig/action`` like the MIDI controller,
     and re-renders the slots when Live's tempo settles."""
 
+    limited = LogLimiter(log)
+
     def on_event(event: LinkEvent) -> None:
         try:
             if event.kind == "cc":
@@ -70,9 +89,10 @@ def osc_bridge(perf: Performance, midi: MidiController) -> Callable[[LinkEvent],
             elif event.kind == "tempo":
                 perf.follow_tempo(event.data["bpm"])
             elif event.kind == "action":
-                perf.action(event.data["name"], event.data["argument"])
+                perf.action(event.data["name"], event.data["argument"], source="osc")
         except (ActionError, ValueError) as error:
-            _say(f"OSC {event.kind} {event.data}: {error}")
+            perf.notice(f"OSC {event.data.get('name', event.kind)}: {error}")
+            limited.warning(event.kind, "OSC %s %.80s: %s", event.kind, event.data, error)
 
     return on_event
 
@@ -86,11 +106,14 @@ def perform(config: Config) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    TakeStore(config.paths.takes).check()  # a read-only or missing disk: say so before the show
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     link = Link(config.osc, config.paths.takes).start()
     link.subscribe(_log_link_event)
+    link.subscribe(partial(_record_slot, link, config.paths.takes))
     preload = ["gan", *(["sao", "sa3"] if config.diffusion.preload else [])]
     session = Session(config, link).start(preload=preload)
+    _prune_old_takes(config, session.store.session)
     midi: MidiController | None = None
     ui: UiServer | None = None
     perf: Performance | None = None
@@ -110,9 +133,13 @@ def perform(config: Config) -> int:
             _say(f"  prompt set skipped: {problem}")
         midi = start_midi(config, perf)
         link.subscribe(osc_bridge(perf, midi))
-        ui = UiServer(perf, midi, config.ui.host, config.ui.port).start()
-        _say(f"  performer page: {ui.url}")
-        _say(f"  stage view (projector): {ui.url}stage")
+        token = ui_token(config)
+        ui = UiServer(perf, midi, config.ui.host, config.ui.port, token).start()
+        suffix = f"?token={token}" if token else ""
+        _say(f"  performer page: {ui.url}{suffix}")
+        _say(f"  stage view (projector): {ui.url}stage{suffix}")
+        if token and not config.ui.token:
+            _say("  (a new token each start: set ui.token / RIG_TOKEN to keep one)")
         for item in missing_parts(config):
             _say(f"  missing: {item}")
         _say("  Ctrl-C stops the rig.")
@@ -125,6 +152,26 @@ def perform(config: Config) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _record_slot(link: Link, root: Path, event: LinkEvent) -> None:
+    """Keep ``.slots.json`` (what each slot holds) for the retention rules."""
+    if event.kind == "loaded" and event.data["take_id"]:
+        state = link.snapshot().slots.get(event.data["slot"])
+        if state is not None and state.path:
+            record_slot(root, event.data["slot"], Path(state.path))
+
+
+def _prune_old_takes(config: Config, current: str) -> None:
+    """Apply ``takes.keep_sessions`` / ``takes.max_gb`` at start (never this session)."""
+    takes = config.takes
+    if takes.keep_sessions or takes.max_gb:
+        report = prune(config.paths.takes, takes.keep_sessions, takes.max_gb, current)
+        if report.sessions or report.files:
+            _say(
+                f"  takes: removed {len(report.sessions)} old sessions and {len(report.files)} "
+                f"files ({report.freed_bytes / 1e6:.0f} MB; takes.keep_sessions / max_gb)"
+            )
 
 
 def _log_link_event(event: LinkEvent) -> None:

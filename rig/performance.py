@@ -6,20 +6,32 @@ these; an action only changes this state or enqueues a request, it never runs an
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rig.config import Config
-from rig.engines.base import Request
+from rig.engines.base import Request, check_seed, check_slot
 from rig.link import Link
 from rig.params import Param, ParamError
 from rig.presets import Preset, PromptSet
-from rig.prompt import Prompt, parse_prompt
-from rig.session import Job, Session
+from rig.prompt import (
+    Prompt,
+    PromptError,
+    check_text,
+    parse_bars,
+    parse_key,
+    parse_prompt,
+    parse_tempo,
+)
+from rig.session import Job, Session, SessionError
 from rig.takes import Take
 
-ACTIONS = ("generate", "vary", "regenerate", "next_preset", "previous_preset")
+ACTIONS = ("generate", "vary", "regenerate", "next_preset", "previous_preset", "cancel")
+ACTION_BURST = 4  # actions a MIDI or OSC source may send at once before the rate applies
+DEFAULT_SLOTS = 8  # slots of the device until its hello says how many it has
 TEMPO_SETTLE_S = 1.0  # Live's tempo must hold this long before the slots are re-rendered
 
 
@@ -44,6 +56,25 @@ class Fields:
     controls: dict[str, float] = field(default_factory=dict)
 
 
+class ActionBudget:
+    """A token bucket per source: ``burst`` actions at once, then ``per_s`` a second."""
+
+    def __init__(self, per_s: float, burst: int = ACTION_BURST) -> None:
+        self.per_s, self.burst = per_s, burst
+        self._tokens: dict[str, tuple[float, float]] = {}  # source -> (tokens, time)
+        self._lock = threading.Lock()
+
+    def take(self, source: str) -> bool:
+        """True if ``source`` may act now (and spend one action)."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._tokens.get(source, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.per_s)
+            allowed = tokens >= 1.0
+            self._tokens[source] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed
+
+
 class Performance:
     """Shared by the UI, MIDI and OSC handlers; thread-safe."""
 
@@ -66,16 +97,52 @@ class Performance:
         self.last: Request | None = None
         self._lock = threading.RLock()
         self._retempo: threading.Timer | None = None
+        self.budget = ActionBudget(config.session.actions_per_s)
+        self.notices: deque[str] = deque(maxlen=5)  # what went wrong for MIDI / OSC, newest last
 
     # -- state -----------------------------------------------------------------------------
     def update(self, **changes: Any) -> Fields:
-        """Change fields (``text="..."``, ``slot=2``, ...); returns a copy of the new state."""
+        """Change fields (``text="..."``, ``slot=2``, ...); returns a copy of the new state.
+
+        Every value goes through the prompt's and the request's own checks, whatever sent it
+        (page, MIDI, OSC, a preset).
+
+        Raises:
+            ActionError: an unknown field; PromptError / RequestError: a value out of range,
+                naming the field.
+        """
         with self._lock:
             unknown = sorted(set(changes) - set(Fields.__dataclass_fields__) - {"controls"})
             if unknown:
                 raise ActionError(f"unknown field(s) {', '.join(unknown)}")
-            self.fields = replace(self.fields, **changes)
+            checked = {name: self._check(name, value) for name, value in changes.items()}
+            self.fields = replace(self.fields, **checked)
             return replace(self.fields, controls=dict(self.fields.controls))
+
+    def _check(self, name: str, value: Any) -> Any:
+        """``value`` of field ``name`` as the prompt and request rules accept it."""
+        if value is None or name in ("engine", "model", "controls"):
+            return value
+        if name == "text":
+            parse_prompt(str(value))
+            return str(value).strip()
+        if name in ("tempo", "bars") and (isinstance(value, bool) or not _number_or_text(value)):
+            raise PromptError(name.capitalize(), str(value)[:40], "a number")
+        checks = {
+            "tempo": lambda v: parse_tempo(f"{v}"),
+            "bars": lambda v: parse_bars(f"{v}"),
+            "key": lambda v: parse_key(str(v)),
+            "genre": lambda v: check_text("Genre", str(v)),
+            "instrument": lambda v: check_text("Instrument", str(v)),
+            "slot": self._slot,
+            "seed": check_seed,
+        }
+        return checks[name](value)
+
+    def _slot(self, value: object) -> int:
+        """A slot the device has (its hello's count; 8 until it says hello)."""
+        slots = self.link.snapshot().device_slots if self.link is not None else None
+        return check_slot(value, slots or DEFAULT_SLOTS)
 
     def set_control(self, name: str, value: float) -> float:
         """Set a control to ``value`` (clamped to its range); returns the value set."""
@@ -116,7 +183,7 @@ class Performance:
                 self.prompt(),
                 f.engine,
                 f.model,
-                slot or f.slot,
+                f.slot if slot is None else self._slot(slot),
                 f.seed,
                 self._controls_for(f.engine, f.controls),
             )
@@ -227,8 +294,26 @@ class Performance:
             if self._retempo is not None:
                 self._retempo.cancel()
 
-    def action(self, name: str, argument: int | None = None) -> object:
-        """Run a named action (MIDI notes, OSC ``/rig/action``, UI buttons)."""
+    def notice(self, text: str) -> None:
+        """Something a MIDI or OSC action could not do, for the page."""
+        self.notices.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+    def action(self, name: str, argument: int | None = None, source: str = "ui") -> object:
+        """Run a named action (MIDI notes, OSC ``/rig/action``, UI buttons). ``source`` "midi" or
+        "osc" is rate-limited (``session.actions_per_s``, bursts of 4).
+
+        Raises:
+            ActionError: unknown action, a bad argument, too many actions, a full queue.
+        """
+        if source != "ui" and not self.budget.take(source):
+            raise ActionError(
+                f"too many {source} actions: at most {self.budget.per_s:g} a second "
+                "(session.actions_per_s); this one was dropped"
+            )
+        if name == "cancel":
+            if argument is None:
+                return self.session.cancel_all()
+            return self.session.cancel(argument)
         if name == "generate":
             return self.generate(argument)
         if name == "vary":
@@ -270,7 +355,7 @@ class Performance:
     def _submit(self, request: Request) -> Job:
         try:
             job = self.session.submit(request)
-        except (ParamError, ValueError) as error:
+        except (ParamError, ValueError, SessionError) as error:
             raise ActionError(str(error)) from None
         with self._lock:
             self.last = job.request
@@ -292,3 +377,7 @@ class Performance:
             if job.take is not None:
                 return job.take
         raise ActionError("no take yet to regenerate")
+
+
+def _number_or_text(value: Any) -> bool:
+    return isinstance(value, int | float | str)

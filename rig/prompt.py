@@ -24,6 +24,9 @@ MINOR_WORDS = ("m", "min", "minor")
 TEMPO_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:bpm)?$", re.IGNORECASE)
 METER_RE = re.compile(r"^(\d{1,2})\s*/\s*(1|2|4|8|16)$")
 KNOWN_FIELDS = ("tempo", "key", "genre", "instrument", "bars", "meter")
+MAX_PROMPT = 500  # characters of a whole prompt
+MAX_FIELD = 80  # characters of one free field (genre, instrument, a tag)
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class PromptError(ValueError):
@@ -62,6 +65,18 @@ class Prompt:
     def beats_per_bar(self) -> int:
         """Quarter notes in a bar of the meter (4 when none is set)."""
         return meter_beats(self.meter) if self.meter else 4
+
+
+def check_text(name: str, value: str, limit: int = MAX_FIELD) -> str:
+    """Free text of a field: at most ``limit`` characters, no control characters (a tab or a
+    newline becomes a space); raises :class:`PromptError` naming the field."""
+    if not isinstance(value, str):
+        raise PromptError(name, str(value)[:40], "text")
+    if CONTROL_RE.search(value):
+        raise PromptError(name, value[:40], "text without control characters")
+    if len(value) > limit:
+        raise PromptError(name, value[:40] + "…", f"at most {limit} characters")
+    return " ".join(value.split())
 
 
 def parse_tempo(value: str) -> float:
@@ -139,6 +154,7 @@ def parse_prompt(text: str) -> Prompt:
         PromptError: naming the field, the value and the accepted range; also for a field given
             twice or with an empty value.
     """
+    text = check_text("Prompt", text, MAX_PROMPT)
     free: list[str] = []
     fields: dict[str, str] = {}
     tags: list[tuple[str, str]] = []
@@ -159,14 +175,16 @@ def parse_prompt(text: str) -> Prompt:
         if lower in KNOWN_FIELDS:
             fields[lower] = value
         else:
-            tags.append((name[0].upper() + name[1:], value))
+            tags.append((name[0].upper() + name[1:], check_text(name, value)))
     return Prompt(
         text=", ".join(free),
         tempo=parse_tempo(fields["tempo"]) if "tempo" in fields else None,
         key=parse_key(fields["key"]) if "key" in fields else None,
         bars=parse_bars(fields["bars"]) if "bars" in fields else None,
-        genre=fields.get("genre"),
-        instrument=fields.get("instrument"),
+        genre=check_text("Genre", fields["genre"]) if "genre" in fields else None,
+        instrument=check_text("Instrument", fields["instrument"])
+        if "instrument" in fields
+        else None,
         tags=tuple(tags),
         meter=parse_meter(fields["meter"]) if "meter" in fields else None,
     )

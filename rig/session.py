@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rig.config import Config
+from rig.config import TEMPO_RANGE, Config
 from rig.engines.base import (
     ENGINES,
     Cancelled,
@@ -60,6 +60,20 @@ class SessionError(RuntimeError):
 
 
 RESTART_BACKOFF_MAX_S = 10.0  # longest wait before restarting a worker that keeps dying
+
+
+LOAD_LIMIT_S = 600.0  # loading an engine (models, pipelines) before a request may take this long
+
+
+def fold_tempo(bpm: float) -> float:
+    """``bpm`` doubled or halved until it is within the engines' range (40-240 BPM): the same
+    beat grid at double or half time, so Live's tempo never fails a request."""
+    low, high = TEMPO_RANGE
+    while bpm < low:
+        bpm *= 2
+    while bpm > high:
+        bpm /= 2
+    return bpm
 
 
 def restart_delay(failures: int) -> float:
@@ -141,8 +155,10 @@ def _worker_main(
     """Worker process: build engines on demand, run requests, report over ``conn``."""
     from rig.loops import warm_up
 
-    # Ctrl-C reaches the whole process group; the rig's process stops the worker itself.
+    # Ctrl-C and a SIGTERM to the process group reach the worker too; the rig's process stops
+    # the worker itself, so it never dies of them mid-request while the rig shuts down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if config.session.threads:
         import torch
 
@@ -174,6 +190,7 @@ def _worker_main(
         try:
             if request.engine not in engines:
                 engines[request.engine] = build_engine(request.engine, registry, config)
+            conn.send(("started", request.id))  # the time limit counts from here, not the load
             take = produce_take(request, engines[request.engine], config, store, progress)
         except Cancelled:
             conn.send(("cancelled", request.id))
@@ -238,6 +255,7 @@ class Session:
         self._ready = False
         self._current: int | None = None
         self._started_at = 0.0
+        self._loading = False  # the running request's engine is still being built
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._preload: list[str] = []
@@ -253,15 +271,18 @@ class Session:
         return self
 
     def close(self) -> None:
-        """Stop the supervisor and the worker process."""
+        """Stop the supervisor and the worker process (a running request is cancelled; the
+        worker gets a second to finish, then it is killed)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         worker, self._worker = self._worker, None
         if worker is not None:
+            if self._current is not None:
+                worker.cancel.value = self._current
             try:
                 worker.conn.send(("stop",))
-                worker.process.join(timeout=5)
+                worker.process.join(timeout=1.0)
             except (OSError, ValueError):
                 pass
             worker.kill()
@@ -284,9 +305,28 @@ class Session:
             raise SessionError(f"no engine named {request.engine!r}; available: {available}")
         live = self.link.snapshot() if self.link is not None else None
         music = self.config.music
-        tempo = live.tempo if live is not None and live.tempo is not None else music.tempo
+        tempo = music.tempo
+        if live is not None and live.tempo is not None:
+            tempo = fold_tempo(live.tempo)
+            if tempo != live.tempo and request.prompt.tempo is None:
+                self._warn_once(
+                    f"Live's tempo {live.tempo:g} BPM is outside {TEMPO_RANGE[0]:g}-"
+                    f"{TEMPO_RANGE[1]:g}: loops are made at {tempo:g} BPM "
+                    f"({'double' if tempo > live.tempo else 'half'} time)"
+                )
         meter = live.meter if live is not None and live.meter is not None else music.meter
         with self._lock:
+            waiting = [self.jobs[i] for i in self._queue]
+            if self.config.session.latest_wins and request.slot is not None:
+                for old in [j for j in waiting if j.request.slot == request.slot]:
+                    self._queue.remove(old.request.id)
+                    self._finish(old, "cancelled", error="replaced by a newer request for its slot")
+                waiting = [self.jobs[i] for i in self._queue]
+            if len(waiting) >= self.config.session.max_queue:
+                raise SessionError(
+                    f"the queue is full: {len(waiting)} requests wait (session.max_queue); "
+                    "cancel some or wait"
+                )
             self._ids += 1
             prompt = request.prompt.with_defaults(tempo, music.bars, meter)
             job = Job(replace(request.seeded(), id=self._ids, prompt=prompt), submitted=time.time())
@@ -295,6 +335,19 @@ class Session:
             self._changed.notify_all()
         self._notify(job)
         return job
+
+    def _warn_once(self, text: str) -> None:
+        """A warning for the page, unless it is already the latest one."""
+        with self._lock:
+            if not self.warnings or self.warnings[-1] != text:
+                self.warnings.append(text)
+                del self.warnings[:-20]
+
+    def cancel_all(self) -> int:
+        """Cancel every queued request and the running one; returns how many."""
+        with self._lock:
+            ids = [*self._queue, *([self._current] if self._current is not None else [])]
+        return sum(self.cancel(i) for i in ids)
 
     def cancel(self, request_id: int) -> bool:
         """Cancel a queued request, or a running one at its engine's next step."""
@@ -356,6 +409,7 @@ class Session:
             job = self.jobs[request_id]
             job.status = "running"
             self._current, self._started_at = request_id, time.monotonic()
+            self._loading = True
         worker.cancel.value = 0
         worker.conn.send(("run", job.request))
         self._notify(job)
@@ -371,6 +425,10 @@ class Session:
             self.warnings.append(message[1])
             return
         job = self.jobs[message[1]]
+        if kind == "started":
+            with self._lock:
+                self._loading, self._started_at = False, time.monotonic()
+            return
         if kind != "progress":
             self._failed_starts = 0  # the worker finished a request: it is healthy
         if kind == "progress":
@@ -404,9 +462,14 @@ class Session:
             self._notify(job)
 
     def _overdue(self) -> bool:
-        return time.monotonic() - self._started_at > self.config.session.timeout_s
+        """The running request passed ``session.timeout_s`` since it started generating (or
+        LOAD_LIMIT_S while its engine still loads)."""
+        limit = LOAD_LIMIT_S if self._loading else self.config.session.timeout_s
+        return time.monotonic() - self._started_at > limit
 
     def _restart(self, reason: str) -> None:
+        if self._stop.is_set():  # the rig is stopping: no new worker, no alarm
+            return
         with self._lock:
             current = self._current
             self._failed_starts += 1

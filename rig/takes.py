@@ -9,11 +9,13 @@ that lists ``*.wav`` never sees a partial file and every WAV it sees has its sid
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -28,6 +30,7 @@ from rig import __version__
 from rig.loops import Loop
 
 TAKE_ID_RE = re.compile(r"^(\d{8}-\d{6}(?:-\d+)?)-(\d{4,})$")
+SESSION_RE = re.compile(r"^\d{8}-\d{6}(?:-\d+)?$")  # a session folder name
 SLUG_WORDS = 4
 
 
@@ -61,10 +64,11 @@ class Take:
 
 
 def slugify(text: str, words: int = SLUG_WORDS) -> str:
-    """``"Gritty and noisy pad!"`` → ``"gritty-noisy-pad"``: lowercase ASCII words, no fillers."""
+    """``"Gritty and noisy pad!"`` → ``"gritty-noisy-pad"``: lowercase ASCII words, no fillers,
+    each word at most 20 characters and the whole at most 60 (file names stay short)."""
     fillers = {"a", "an", "and", "the", "of", "with", "in", "on", "for", "to"}
-    found = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in fillers]
-    return "-".join(found[:words]) or "loop"
+    found = [w[:20] for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in fillers]
+    return "-".join(found[:words])[:60].strip("-") or "loop"
 
 
 def session_name(when: float | None = None) -> str:
@@ -112,7 +116,8 @@ class TakeStore:
                 _fsync_dir(self.folder)
             except OSError as error:
                 for path in (*parts, sidecar):
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # a read-only disk refuses this too
+                        path.unlink(missing_ok=True)
                 raise TakeError(error.errno, _describe(error, self.folder)) from error
             return Take(take_id, wav, sidecar, full_meta)
 
@@ -153,6 +158,20 @@ class TakeStore:
                 f"{self.session}-0001, or a take number)",
             )
         return match.group(1), int(match.group(2))
+
+    def check(self) -> None:
+        """Make sure takes can be written under the root (``rig perform`` and ``rig doctor``
+        check it before the show).
+
+        Raises:
+            TakeError: the folder cannot be created or written, naming it and the setting.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".rig-check-"):
+                pass
+        except OSError as error:
+            raise TakeError(error.errno, _describe(error, self.root)) from error
 
     def _make_folder(self) -> None:
         try:
@@ -209,7 +228,8 @@ def atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: s
         _write_wav(part, audio, sample_rate, subtype)
         os.replace(part, path)
     except OSError:
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            part.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 

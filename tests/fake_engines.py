@@ -45,4 +45,12 @@ class WordEngine:
         )
 
 
-REGISTRY = {"word": "fake_engines:WordEngine"}
+class SlowLoadingEngine(WordEngine):
+    """A WordEngine that takes 3 s to build (a big model loading)."""
+
+    def __init__(self, config: Config) -> None:
+        time.sleep(3.0)
+        super().__init__(config)
+
+
+REGISTRY = {"word": "fake_engines:WordEngine", "slowload": "fake_engines:SlowLoadingEngine"}

@@ -204,7 +204,8 @@ def test_bench_train_figures(config: Config) -> None:
         assert figures[name] > 0, name  # figures are printed, never compared in a test
 
 
-def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path, stop) -> None:
     port = free_udp_port()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -236,11 +237,12 @@ def test_perform_starts_says_what_is_missing_and_stops_cleanly(tmp_path: Path) -
     assert f"performer page: http://127.0.0.1:{ui_port}/" in text
     assert f"stage view (projector): http://127.0.0.1:{ui_port}/stage" in text
     time.sleep(3.0)  # the worker process is up and warming
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole group
+    os.killpg(proc.pid, stop)  # Ctrl-C (or a SIGTERM) reaches the whole group
     assert proc.wait(timeout=20) == 0
     rest = proc.stderr.read()
     assert "rig perform: stopping" in rest
     assert "Traceback" not in rest
+    assert "restart" not in rest and "died" not in rest  # the worker is stopped, not mourned
     assert not group_alive(proc.pid, within=5.0)  # no orphan worker or helper is left
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("0.0.0.0", port))  # the port was released

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
+import struct
 import threading
 import time
 from pathlib import Path
@@ -12,6 +15,7 @@ from conftest import FAST_RETRY, wait_until
 
 from rig.config import OscConfig
 from rig.link import Link, LinkError, LinkEvent, encode
+from rig.osc import MAX_DEPTH, MAX_MESSAGES, MAX_PACKET, OscError, OscMessage, decode
 
 
 def take_file(link: Link, name: str = "0001_x.wav") -> Path:
@@ -154,7 +158,7 @@ def test_malformed_and_unknown_messages_are_logged_and_survived(
     assert "malformed OSC packet" in text
     assert "dropped malformed /rig/loaded" in text
     assert "dropped unknown OSC message /rig/unknown" in text
-    assert text.count("dropped") >= 7
+    assert text.count("dropped") == 5  # one line per kind: the rest are rate-limited
 
 
 def test_only_paths_inside_the_take_folder_are_sent(device_and_link, tmp_path: Path) -> None:
@@ -182,10 +186,104 @@ def test_slot_numbers_are_checked(device_and_link) -> None:
 def test_busy_listen_port_is_named(tmp_path: Path) -> None:
     with Link(OscConfig(port=9, listen_port=0), tmp_path) as first:
         second = Link(OscConfig(port=9, listen_port=first.port), tmp_path)
-        with pytest.raises(OSError, match=f"UDP port {first.port}"):
+        with pytest.raises(OSError, match=f"UDP 127.0.0.1:{first.port}"):
             second.start()
 
 
 def test_encode_golden_bytes() -> None:
     assert encode("/rig/ping", 1) == b"/rig/ping\x00\x00\x00,i\x00\x00\x00\x00\x00\x01"
     assert encode("/rig/tempo", 120.0) == b"/rig/tempo\x00\x00,f\x00\x00B\xf0\x00\x00"
+
+
+def bundle(*elements: bytes) -> bytes:
+    body = b"".join(struct.pack(">i", len(e)) + e for e in elements)
+    return b"#bundle\x00" + b"\x00" * 8 + body
+
+
+def test_osc_decoder_reads_what_python_osc_writes_and_refuses_the_rest() -> None:
+    tempo = encode("/rig/tempo", 120.5)
+    assert decode(tempo) == [OscMessage("/rig/tempo", (120.5,))]
+    loaded = encode("/rig/loaded", 1, "s-1", 7)
+    assert decode(bundle(tempo, bundle(loaded))) == [
+        OscMessage("/rig/tempo", (120.5,)),
+        OscMessage("/rig/loaded", (1, "s-1", 7)),
+    ]
+    nested = tempo
+    for _ in range(MAX_DEPTH):
+        nested = bundle(nested)
+    assert decode(nested) == [OscMessage("/rig/tempo", (120.5,))]  # the deepest allowed
+    nested = bundle(nested)
+    bad = {
+        b"#bundle\x00" + b"\x00" * 8 + struct.pack(">i", -8) + tempo: "size -8",
+        nested: "nested deeper",
+        bundle(*[tempo] * (MAX_MESSAGES + 1)): "more than 64 messages",
+        b"/rig/x\x00\x00,i\x00\x00\x00\x01": "cut off",
+        b"/rig/x\x00\x00,q\x00\x00": "unknown OSC type tag",
+        b"rig\x00": "not an OSC address",
+        b"/rig/x": "without its NUL",
+        b"\xff" * (MAX_PACKET + 1): "over the",
+        b"/r\xff\x00,\x00\x00\x00": "not UTF-8",
+    }
+    for data, message in bad.items():
+        with pytest.raises(OscError, match=message):
+            decode(data)
+
+
+def test_hostile_packets_never_stop_the_link(device_and_link, caplog) -> None:
+    """Random and crafted garbage, then a good load is still acknowledged at once."""
+    device, link = device_and_link
+    caplog.set_level(logging.WARNING, logger="rig.link")
+    rng = random.Random(1)
+    good = [encode("/rig/tempo", 99.0), encode("/rig/hello", "x", 8, 7400)]
+    crafted = [
+        b"#bundle\x00" + b"\x00" * 8 + struct.pack(">i", -4) + good[0],  # stalls python-osc
+        functools.reduce(lambda inner, _: bundle(inner), range(3000), good[0]),  # recursion
+        encode("/rig/action", "generate", 1e30),
+        encode("/rig/tempo", float("nan")),
+        encode("/rig/hello", "x", 2**40),
+        encode("/rig/cc", "a", "b"),
+        b"\x00" * 60000,
+    ]
+    packets = crafted + [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))
+                         for _ in range(300)]  # fmt: skip
+    for _ in range(300):  # good packets with random bytes changed
+        packet = bytearray(rng.choice(good))
+        packet[rng.randrange(len(packet))] = rng.randrange(256)
+        packets.append(bytes(packet))
+    for packet in packets:
+        device.send_raw(packet)
+    req = link.load(1, take_file(link), 120.0, 1, 4, "s-0001")
+    wait_until(lambda: link.snapshot().slots[1].status == "loaded", timeout=5)
+    assert link.receiver_restarts == 0
+    assert device.wait_for("/rig/load")[-1][-1] == req
+    assert len(caplog.records) < 40  # rate-limited: a few lines, not hundreds
+
+
+def test_only_the_device_host_and_the_allow_list_may_send(tmp_path: Path) -> None:
+    with Link(OscConfig(host="10.0.0.5", port=9, listen_port=0), tmp_path) as link:
+        assert link.osc.bind_host == "0.0.0.0"
+        link.handle_datagram(encode("/rig/tempo", 101.0), "10.0.0.9")
+        assert link.snapshot().tempo is None
+        link.handle_datagram(encode("/rig/tempo", 102.0), "10.0.0.5")
+        assert link.snapshot().tempo == 102.0
+    config = OscConfig(port=9, listen_port=0, allow=("192.168.1.7",))
+    with Link(config, tmp_path) as link:
+        assert link.osc.bind_host == "127.0.0.1"
+        link.handle_datagram(encode("/rig/tempo", 103.0), "192.168.1.7")
+        assert link.snapshot().tempo == 103.0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_receiver_is_restarted(device_and_link, monkeypatch) -> None:
+    device, link = device_and_link
+    original = link.handle_datagram
+
+    def die_once(data: bytes, sender: str = "127.0.0.1") -> None:
+        monkeypatch.setattr(link, "handle_datagram", original)
+        raise SystemExit  # not an Exception: the thread ends
+
+    monkeypatch.setattr(link, "handle_datagram", die_once)
+    device.send("/rig/tempo", 97.0)
+    wait_until(lambda: link.receiver_restarts == 1)
+    device.send("/rig/tempo", 98.0)
+    wait_until(lambda: link.snapshot().tempo == 98.0)

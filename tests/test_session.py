@@ -112,7 +112,7 @@ def test_cancel_running_and_queued(rig) -> None:
 
 def test_unknown_engine_is_refused(rig) -> None:
     session, _, _ = rig
-    with pytest.raises(SessionError, match="no engine named 'nope'; available: word"):
+    with pytest.raises(SessionError, match="no engine named 'nope'; available: slowload, word"):
         session.submit(Request(parse_prompt("x"), "nope"))
 
 

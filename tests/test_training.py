@@ -95,7 +95,7 @@ def test_stylegan2_two_steps_then_resume(gan_run: Path, data: tuple[Path, Path])
     state = json.loads((gan_run / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2 and state["wall_seconds"] > 0
     tensors = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
-    assert {k.split("/")[0] for k in tensors} == {"G", "D", "G_ema", "optimizer"}
+    assert {k.split("/")[0] for k in tensors} == {"G", "D", "G_ema", "augment", "optimizer"}
     assert (gan_run / "previews" / "step-000002.png").is_file()
     preview, rate = soundfile.read(gan_run / "previews" / "step-000002.wav")
     assert rate == TINY_AUDIO.mel.sr and len(preview) == 8 * TINY_AUDIO.samples  # 8 fixed latents

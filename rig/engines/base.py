@@ -35,6 +35,35 @@ class Cancelled(Exception):
     """Raised from a progress callback when the request was cancelled."""
 
 
+SEED_LIMIT = 2**31 - 1  # seeds are 0..2³¹−1 everywhere (page, MIDI, OSC, CLI, presets)
+MAX_SLOTS = 64
+
+
+class RequestError(ValueError):
+    """A request field out of range; the message names the field, the value and the range."""
+
+
+def check_seed(value: object) -> int:
+    """A seed as an int in 0..2³¹−1 (a whole float is accepted), else :class:`RequestError`."""
+    return _whole("seed", value, 0, SEED_LIMIT)
+
+
+def check_slot(value: object, slots: int = MAX_SLOTS) -> int:
+    """A device slot number in 1..``slots``, else :class:`RequestError`."""
+    return _whole("slot", value, 1, slots)
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    number = value
+    if isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+        raise RequestError(
+            f"{name}: {value!r:.40} is not valid; accepted: whole numbers {low}-{high}"
+        )
+    return number
+
+
 @dataclass(frozen=True)
 class Request:
     """One generation request, built by the UI, MIDI or OSC handlers or the CLI."""
@@ -50,11 +79,20 @@ class Request:
     # take's sidecar); with controls {"morph": 1.0} it reproduces that take.
     target: tuple[float, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            object.__setattr__(self, "seed", check_seed(self.seed))
+        if self.slot is not None:
+            object.__setattr__(self, "slot", check_slot(self.slot))
+        for name, value in self.controls.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise RequestError(f"{name}: {value!r:.40} is not valid; accepted: a number")
+
     def seeded(self) -> Request:
         """This request with a fresh random seed if it has none, so every take can be redone."""
         if self.seed is not None:
             return self
-        return replace(self, seed=random.randrange(2**31))
+        return replace(self, seed=random.randrange(SEED_LIMIT + 1))
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 SPECTROGRAM_AUGMENTS = ("shift", "mask", "gain")
+ADA_TARGET = 0.6  # ADA's target for E[sign(D(real))]
+ADA_INTERVAL = 4  # steps between adjustments
+ADA_KIMG = 20  # thousands of images for p to go from 0 to 1 (ADA uses 500 for millions)
 GAIN_DB = 6.0
 MASK_FRACTION = 8  # at most n_mels / 8 bins masked
 
@@ -78,6 +82,33 @@ def augment_spectrograms(
         nats = (decibels * math.log(10) / 20).to(device) * chosen()
         x = x + nats[:, None, None, None] / std.to(device)[None, None, :, None]
     return x
+
+
+class AdaptiveProbability(nn.Module):
+    """The augmentation probability ``p``, adapted as in ADA (Karras et al. 2020): every
+    ``ADA_INTERVAL`` steps, ``p`` moves by ``batch · interval / (ADA_KIMG · 1000)`` up when the
+    discriminator's mean sign on reals exceeds ``ADA_TARGET`` (it overfits) and down when not,
+    within [0, 0.8] (above that augmentations leak into the generator). A buffer, so it is saved
+    and resumed with the run."""
+
+    p: torch.Tensor
+    signs: torch.Tensor
+
+    def __init__(self, initial: float) -> None:
+        super().__init__()
+        self.register_buffer("p", torch.tensor(float(initial)))
+        self.register_buffer("signs", torch.zeros(2))  # running sum of sign(D(real)), count
+
+    def observe(self, real_sign: float, batch: int) -> float:
+        """Record a step's mean sign of D on its ``batch`` reals; adjust ``p`` every
+        ADA_INTERVAL steps. Returns the current p."""
+        self.signs += torch.tensor([real_sign * batch, float(batch)])
+        if self.signs[1] >= ADA_INTERVAL * batch:
+            overfit = float(self.signs[0] / self.signs[1])
+            step = batch * ADA_INTERVAL / (ADA_KIMG * 1000)
+            self.p.copy_((self.p + (step if overfit > ADA_TARGET else -step)).clamp(0.0, 0.8))
+            self.signs.zero_()
+        return float(self.p)
 
 
 def augment_audio(x: torch.Tensor, rate: int, p: float, generator: torch.Generator) -> torch.Tensor:

@@ -32,7 +32,11 @@ from rig.engines.device import pick_device
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.release import CheckpointError
-from rig.train.augment import SPECTROGRAM_AUGMENTS, augment_spectrograms
+from rig.train.augment import (
+    SPECTROGRAM_AUGMENTS,
+    AdaptiveProbability,
+    augment_spectrograms,
+)
 from rig.train.data import load_dataset
 from rig.train.run import (
     Checkpointer,
@@ -59,7 +63,8 @@ class GanSettings:
     mixing: float = 0.5  # probability of style mixing per batch
     ema_kimg: float = 2.0  # EMA half-life in thousands of images
     ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen
-    augment_p: float = 0.3  # probability of each discriminator augmentation (0: none)
+    augment_p: float = 0.3  # initial probability of each discriminator augmentation (0: none)
+    adaptive: bool = True  # adapt it as ADA does (D's sign on reals kept near 0.6)
     augment: tuple[str, ...] = SPECTROGRAM_AUGMENTS  # which (rig.train.augment)
     save_every: int = 500
     preview_every: int = 1000
@@ -123,15 +128,17 @@ def train_stylegan2(
     opt_d = torch.optim.Adam(
         D.parameters(), lr=settings.learning_rate * ratio, betas=(0.0, 0.99**ratio)
     )
+    ada = AdaptiveProbability(settings.augment_p)
     checkpoints = Checkpointer(
         out / "checkpoint",
-        {"G": G, "D": D, "G_ema": G_ema},
+        {"G": G, "D": D, "G_ema": G_ema, "augment": ada},
         {"G": opt_g, "D": opt_d},
         device,
+        optional=frozenset({"augment"}),
     )
     if start is not None and load_checkpoint(out / "checkpoint") is None:
         for name, module in checkpoints.modules.items():
-            if any(key.startswith(name + "/") for key in start.tensors):
+            if name != "augment" and any(key.startswith(name + "/") for key in start.tensors):
                 load_module(name, module, start.tensors)
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
     grid_steps = audio.bars * audio.beats_per_bar * 4  # sixteenths of one loop
@@ -140,12 +147,15 @@ def train_stylegan2(
         rng = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)  # resumes exactly
         real = reals[torch.randint(len(reals), (settings.batch,), generator=rng)].to(device)
 
+        p = float(ada.p) if settings.augment_p > 0 else 0.0
+
         def augment(x: torch.Tensor) -> torch.Tensor:
-            return augment_spectrograms(
-                x, settings.augment_p, grid_steps, front.std, settings.augment, rng
-            )
+            return augment_spectrograms(x, p, grid_steps, front.std, settings.augment, rng)
 
         losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device, augment)
+        if settings.adaptive and settings.augment_p > 0:
+            ada.observe(losses["real_sign"], settings.batch)
+        losses["augment_p"] = p
         _update_ema(G_ema, G, step + 1, settings)
         return losses
 
@@ -317,6 +327,7 @@ def _train_step(
         "g_loss": float(g_loss.detach()),
         "r1": r1,
         "real_score": float(real_logits.detach().mean()),
+        "real_sign": float(real_logits.detach().sign().mean()),
         "fake_score": float(fake_logits.detach().mean()),
     }
 

@@ -99,6 +99,8 @@ class Checkpointer:
     modules: Mapping[str, torch.nn.Module]
     optimizers: Mapping[str, torch.optim.Optimizer]
     device: torch.device
+    # Modules a checkpoint may lack (state added after a run began): they keep their values.
+    optional: frozenset[str] = frozenset()
 
     def save(self, step: int, wall_seconds: float) -> None:
         """Write every weight and optimizer state with the step, wall time and hardware."""
@@ -121,7 +123,9 @@ class Checkpointer:
             return 0, 0.0
         tensors, state = found
         for name, module in self.modules.items():
-            load_module(name, module, tensors)
+            absent = not any(key.startswith(f"{name}/") for key in tensors)
+            if not (absent and name in self.optional):
+                load_module(name, module, tensors)
         for name, optimizer in self.optimizers.items():
             load_optimizer(name, optimizer, tensors)
         return int(state["step"]), float(state.get("wall_seconds", 0.0))

@@ -21,6 +21,7 @@ from rig.performance import ACTIONS, ActionError, Performance
 from rig.prompt import PromptError
 from rig.release import find_model_folders, read_config
 from rig.session import SessionError
+from rig.ui.access import is_local
 from rig.ui.render import (
     morph_text,
     progress_text,
@@ -47,7 +48,7 @@ def generate(perf: Performance, text: str, *fields: Any) -> str:
         job = perf.generate()
     except (ActionError, PromptError, SessionError, ValueError) as error:
         return f"⚠ {error}"
-    return f"queued #{job.request.id}: {job.request.prompt.text or text}"
+    return f"queued #{job.request.id}: {job.request.prompt.text or '(no text)'}"
 
 
 def apply_fields(
@@ -64,19 +65,32 @@ def apply_fields(
     lock: bool | None,
     seed: float | None,
 ) -> None:
-    """The performer page's fields into the performance (empty or None = not set)."""
+    """The performer page's fields into the performance (empty or None = not set); every value
+    goes through :meth:`Performance.update`'s checks, which name the field that is wrong."""
     perf.update(
-        text=(text or "").strip(),
-        tempo=float(tempo) if tempo else None,
-        key=(key or "").strip() or None,
-        bars=None if bars in (None, AUTO) else int(str(bars)),
-        genre=(genre or "").strip() or None,
-        instrument=(instrument or "").strip() or None,
+        text=_text(text) or "",
+        tempo=_text(tempo),
+        key=_text(key),
+        bars=None if bars in (None, AUTO) else bars,
+        genre=_text(genre),
+        instrument=_text(instrument),
         engine=engine or perf.fields.engine,
         model=None if model in (None, AUTO) else model,
-        slot=None if slot in (None, NO_SLOT) else int(str(slot)),
-        seed=int(seed) if lock and seed is not None else None,
+        slot=None if slot in (None, NO_SLOT) else _whole(slot),
+        seed=_whole(seed) if lock and seed is not None else None,
     )
+
+
+def _text(value: Any) -> Any:
+    """Stripped text, None for nothing; anything else as it came (the checks refuse it)."""
+    if value is None:
+        return None
+    return value.strip() or None if isinstance(value, str) else value
+
+
+def _whole(value: Any) -> Any:
+    """``"3"`` → 3; anything else as it came (the checks say what is wrong)."""
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 def set_control(perf: Performance, name: str, value: float) -> None:
@@ -183,6 +197,7 @@ def status_html(perf: Performance, midi: MidiController | None) -> str:
     lines = [f"queue: {session.queue_depth()}", html.escape(progress_text(perf.current()))]
     lines += [f"⚠ #{j.request.id}: {html.escape(j.error or '')}" for j in failed]
     lines += [f"⚠ {html.escape(w)}" for w in session.warnings[-3:]]
+    lines += [f"⚠ {html.escape(n)}" for n in list(perf.notices)[-3:]]
     if midi is not None:
         learning = f" · learning {midi.learning}…" if midi.learning else ""
         lines.append(f"MIDI: {html.escape(midi.last_event or 'no message yet')}{learning}")
@@ -258,7 +273,7 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         if midi is not None:
             _learn_controls(perf, midi)
         inputs = [prompt, *fields]
-        prompt.submit(partial(generate, perf), inputs, status)
+        prompt.submit(partial(generate, perf), inputs, status, api_name="generate")
         go.click(partial(generate, perf), inputs, status)
         sets.change(
             lambda name: gr.update(choices=preset_choices(perf, name), value=None), sets, presets
@@ -292,9 +307,13 @@ def _field_controls(perf: Performance) -> list[Any]:
     f = perf.fields
     with gr.Accordion("fields", open=False):
         with gr.Row():
-            tempo = gr.Number(label="tempo (empty: Live's)", value=None, minimum=0)
+            # Text fields and open dropdowns: every value reaches the rig's own checks, which
+            # name the field (Gradio's own refusals would only print tracebacks).
+            tempo = gr.Textbox(label="tempo (empty: Live's)", placeholder="120")
             key = gr.Textbox(label="key", placeholder="E minor")
-            bars = gr.Dropdown([AUTO, *map(str, ALLOWED_BARS)], value=AUTO, label="bars")
+            bars = gr.Dropdown(
+                [AUTO, *map(str, ALLOWED_BARS)], value=AUTO, label="bars", allow_custom_value=True
+            )
             genre = gr.Textbox(label="genre")
             instrument = gr.Textbox(label="instrument")
         with gr.Row():
@@ -304,13 +323,19 @@ def _field_controls(perf: Performance) -> list[Any]:
                 value=f.engine,
                 label="engine",
                 info="gan: real time · sao: always denoises 47 s, minutes on a CPU · sa3",
+                allow_custom_value=True,
             )
-            model = gr.Dropdown([AUTO, *model_names(perf)], value=AUTO, label="model")
+            model = gr.Dropdown(
+                [AUTO, *model_names(perf)], value=AUTO, label="model", allow_custom_value=True
+            )
             slot = gr.Dropdown(
-                [NO_SLOT, *map(str, range(1, 9))], value=str(f.slot or NO_SLOT), label="slot"
+                [NO_SLOT, *map(str, range(1, 9))],
+                value=str(f.slot or NO_SLOT),
+                label="slot",
+                allow_custom_value=True,
             )
             lock = gr.Checkbox(label="lock seed", value=False)
-            seed = gr.Number(label="seed", value=0, precision=0, minimum=0)
+            seed = gr.Textbox(label="seed", value="0")
     return [tempo, key, bars, genre, instrument, engine, model, slot, lock, seed]
 
 
@@ -328,9 +353,15 @@ def _latent_controls(perf: Performance) -> None:
             slider.release(partial(set_control, perf, param.name), slider, None)
 
 
-def save_mapping(perf: Performance, midi: MidiController) -> str:
-    """Write the controller mapping, learned bindings included, to ``midi.mapping``."""
+def save_mapping(perf: Performance, midi: MidiController, client: str = "127.0.0.1") -> str:
+    """Write the controller mapping, learned bindings included, to ``midi.mapping`` — for a
+    client on this computer, or any when ``ui.remote_writes`` allows it."""
     path = perf.config.midi.mapping
+    if not is_local(client) and not perf.config.ui.remote_writes:
+        return (
+            f"⚠ only this computer may write {path} (a page from {client} may not; "
+            "ui.remote_writes / RIG_UI_REMOTE_WRITES allows it)"
+        )
     try:
         midi.mapping.save(path)
     except OSError as error:
@@ -354,7 +385,11 @@ def _learn_controls(perf: Performance, midi: MidiController) -> None:
 
     learn.click(arm, target, said)
     save = gr.Button(f"Save mapping to {perf.config.midi.mapping}")
-    save.click(partial(save_mapping, perf, midi), None, said)
+
+    def save_from(request: gr.Request) -> str:
+        return save_mapping(perf, midi, request.client.host if request.client else "")
+
+    save.click(save_from, None, said)
 
 
 def build_stage(perf: Performance) -> gr.Blocks:
