@@ -333,11 +333,19 @@ def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
 
 
+def _sound(config: Config) -> dict[str, Any]:
+    """``rig bench sound`` (:mod:`rig.bench_sound`, imported only when asked)."""
+    from rig.bench_sound import bench_sound
+
+    return bench_sound(config)
+
+
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
     "gan": bench_gan,
     "diffusion": bench_diffusion,
     "train": bench_train,
+    "sound": _sound,
 }
 
 

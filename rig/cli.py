@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure speed; prints figures")
     bench.add_argument(
-        "what", choices=["loops", "gan", "diffusion", "train"], help="what to measure"
+        "what",
+        choices=["loops", "gan", "diffusion", "train", "sound"],
+        help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _config_flags(bench)

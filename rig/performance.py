@@ -134,12 +134,12 @@ class Performance:
             "key": lambda v: parse_key(str(v)),
             "genre": lambda v: check_text("Genre", str(v)),
             "instrument": lambda v: check_text("Instrument", str(v)),
-            "slot": self._slot,
+            "slot": self.check_slot,
             "seed": check_seed,
         }
         return checks[name](value)
 
-    def _slot(self, value: object) -> int:
+    def check_slot(self, value: object) -> int:
         """A slot the device has (its hello's count; 8 until it says hello)."""
         slots = self.link.snapshot().device_slots if self.link is not None else None
         return check_slot(value, slots or DEFAULT_SLOTS)
@@ -183,7 +183,7 @@ class Performance:
                 self.prompt(),
                 f.engine,
                 f.model,
-                f.slot if slot is None else self._slot(slot),
+                f.slot if slot is None else self.check_slot(slot),
                 f.seed,
                 self._controls_for(f.engine, f.controls),
             )

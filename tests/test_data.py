@@ -28,7 +28,7 @@ def groove(tempo: float, seconds: float, pitch: float, seed: int, rate: int = RA
     for start in np.arange(0.1, seconds, 60.0 / tempo):
         i = round(start * rate)
         hits[i : i + decay.size] += decay[: max(0, min(decay.size, n - i))]
-    glide = pitch * (1.0 + t / seconds)  # the tone rises: no two bars alike
+    glide = pitch * (1.0 + 3.0 * t / seconds)  # the tone rises two octaves: no two bars alike
     mono = 0.5 * hits * rng.standard_normal(n) + 0.2 * np.sin(2 * np.pi * np.cumsum(glide) / rate)
     return np.stack([mono, mono], axis=1).astype(np.float32)
 

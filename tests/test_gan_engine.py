@@ -15,7 +15,16 @@ from rig.config import Config
 from rig.engines.base import EngineError, Request
 from rig.engines.gan import GanEngine
 from rig.engines.gan_prompt import word_amounts, words
-from rig.engines.gan_render import pan_gains, repeat_to, stereo_mix, vocode_loops, wrap_frames
+from rig.engines.gan_render import (
+    fold_tail,
+    pan_gains,
+    repeat_to,
+    retime,
+    stereo_mix,
+    timing_positions,
+    vocode_loops,
+    wrap_frames,
+)
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.vocoder import build_vocoder, vocoder_config
 from rig.params import Param, ParamError, check_controls
@@ -264,3 +273,67 @@ def test_vocoded_loops_are_circular_at_the_default_sizes(kind: str) -> None:
     assert torch.equal(
         wrap_frames(mel[..., :3], 4)[0, 0], mel[0, 0, [2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]]
     )
+
+
+def test_a_loop_at_another_tempo_is_rendered_there_not_stretched(engine: GanEngine) -> None:
+    """Tiny model: 2 bars of 4/4 at 120 BPM, 8 kHz. At 100 BPM the loop lasts 1.2x as long."""
+    out = engine.generate(ask("techno, Tempo: 100, Bars: 2"), quiet)
+    assert out.source_bpm == 100.0 and out.bar_aligned
+    loop = round(32000 * 1.2)
+    assert out.audio.shape == (2, loop + 800)
+    assert np.array_equal(out.audio[:, loop:], out.audio[:, :800])  # the tail repeats the loop
+    at_model_tempo = engine.generate(ask("techno, Bars: 2"), quiet)
+    assert at_model_tempo.audio.shape == (2, 32000 + 800)
+
+
+def test_timing_positions_keep_onsets_on_the_new_grid() -> None:
+    frames, steps = 64, 8  # 8 source frames per step
+    identity = timing_positions(frames, steps, 1.0, -3, 70)
+    assert torch.equal(identity, torch.remainder(torch.arange(-3, 67, dtype=torch.float64), 64))
+    slow = timing_positions(frames, steps, 1.5, 0, 96)  # 12 output frames per step
+    step_starts = slow[::12]
+    assert torch.allclose(step_starts, torch.arange(0, 64, 8, dtype=torch.float64))
+    assert torch.allclose(slow[1:2], torch.tensor([1.0], dtype=torch.float64))  # attack as is
+    within = slow.reshape(8, 12)
+    assert (within.diff(dim=1) > 0).all()  # time runs forward inside every step
+    assert (within[:, -1] < torch.arange(8, 72, 8)).all()  # and never into the next one
+    fast = timing_positions(frames, steps, 0.75, 0, 48)  # 6 output frames per step
+    assert torch.allclose(fast[::6], torch.arange(0, 64, 8, dtype=torch.float64))
+
+
+def test_retime_interpolates_log_mel_and_is_identity_at_stretch_one() -> None:
+    mel = torch.randn(2, 5, 16)
+    assert torch.equal(retime(mel, 1.0, 4, -3, 22), wrap_frames(mel, 3))
+    half = retime(mel, 2.0, 16, 0, 32)  # 1 source frame per step → each held for 2 frames
+    assert torch.allclose(half[..., ::2], mel)
+
+
+def test_fold_tail_makes_the_loop_circular() -> None:
+    audio = torch.arange(12, dtype=torch.float32)[None]  # a ramp: 8 loop samples + 4 beyond
+    looped = fold_tail(audio, 8)
+    assert looped.shape == (1, 8)
+    assert looped[0, 0] == audio[0, 8]  # right after the loop's end comes what the render had
+    assert torch.equal(looped[0, 4:], audio[0, 4:8])  # beyond the fade, untouched
+
+
+class SineVocoder(torch.nn.Module):
+    """A vocoder whose phase runs on regardless of the loop: a 437 Hz sine whose level follows
+    the mel's mean (24 kHz, hop 375). A loop cut without care clicks where the phase jumps."""
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        level = mel.mean(dim=1, keepdim=True).exp()  # [B, 1, frames]
+        level = torch.nn.functional.interpolate(level, scale_factor=375, mode="linear")
+        n = torch.arange(level.shape[-1], dtype=torch.float32)
+        return level * torch.sin(2 * torch.pi * 437 * n / 24000)
+
+
+@pytest.mark.parametrize("stretch", [0.85, 1.25, 1.1])
+def test_retimed_loops_have_exact_length_and_no_click(stretch: float) -> None:
+    """The sample after the loop's last one is what the render had there: no phase jump."""
+    torch.manual_seed(0)
+    front = MelFrontEnd(MelSpec())
+    mel = torch.randn(1, 80, 64) * 0.1 - 1.0
+    audio = vocode_loops(SineVocoder(), front, mel, 0, stretch=stretch, steps=16)[0].numpy()
+    assert audio.shape == (round(64 * stretch * 375),)
+    largest_step = np.abs(np.diff(audio)).max()
+    assert abs(audio[0] - audio[-1]) <= 1.2 * largest_step

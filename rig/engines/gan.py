@@ -122,7 +122,8 @@ class GanEngine:
         scale = controls["variation"] * self.w_spread[name]
         ws = shifted[None] + scale * eps.to(self.device)
         progress(1, 3, f"{name}: synthesis and vocoder")
-        rendered = self._render(model, ws, controls["spread"])
+        tempo = request.prompt.tempo or model.audio.bpm
+        rendered = self._render(model, ws, controls["spread"], tempo)
         progress(2, 3, f"{name}: mix")
         state.w, state.generations = w, state.generations + 1
         self.current = name
@@ -144,7 +145,7 @@ class GanEngine:
             audio,
             model.sample_rate,
             metadata,
-            source_bpm=model.audio.bpm,
+            source_bpm=tempo,  # rendered at the asked tempo: the loop tools stretch nothing
             bar_aligned=True,
             spectrogram=rendered.spectrogram,
         )
@@ -199,16 +200,18 @@ class GanEngine:
             )
         return target
 
-    def _render(self, model: LoopModel, ws: torch.Tensor, spread: float) -> Rendered:
-        return render(model, ws.to(self.device), spread, "const", self.dtype)
+    def _render(
+        self, model: LoopModel, ws: torch.Tensor, spread: float, bpm: float | None = None
+    ) -> Rendered:
+        return render(model, ws.to(self.device), spread, "const", self.dtype, bpm)
 
     def _fit(self, model: LoopModel, loop: np.ndarray, request: Request) -> np.ndarray:
-        """The loop repeated to the asked bars and meter (at the model's tempo) plus a short
+        """The loop (at the asked tempo) repeated to the asked bars and meter plus a short
         tail."""
         prompt = request.prompt
         bars = prompt.bars or model.audio.bars
         beats = bars * (prompt.beats_per_bar if prompt.meter else model.audio.beats_per_bar)
-        seconds = beats * 60.0 / model.audio.bpm + TAIL_S
+        seconds = beats * 60.0 / (prompt.tempo or model.audio.bpm) + TAIL_S
         return repeat_to(loop, round(seconds * model.sample_rate))
 
     def _measure_spread(self, model: LoopModel) -> float:

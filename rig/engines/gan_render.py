@@ -1,8 +1,16 @@
-"""Latents → stereo loop: synthesis, vocoder, and the four-latent left/right mix.
+"""Latents → stereo loop: synthesis, re-timing, vocoder, and the four-latent left/right mix.
 
 Every stage keeps the loop circular: the generator pads time circularly, and the vocoder sees the
 spectrogram with :data:`WRAP_FRAMES` frames of its other end on each side, whose audio is then cut
 away, so the last sample flows into the first.
+
+**Tempo-true.** A loop asked at another tempo than the model's is re-timed as a spectrogram, on
+its own sixteenth grid, before the vocoder (:func:`timing_positions`): each sixteenth starts on its
+new grid position with its onset frames as they are, and its tail stretched or squeezed to the
+step's new length — so the vocoder makes fresh transients at the new tempo and nothing is
+resampled (pitch untouched). The re-timed spectrogram runs a little past the loop's end; that
+continuation is folded into the loop's start (:func:`fold_tail`), which makes the loop circular
+again.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ WRAP_FRAMES = 24
 # distance): 0 → 0.290 / 0.360, 4 → 0.158 / 0.204; Griffin-Lim (64 iterations) 0.221 / 0.275.
 # Each costs one STFT and one inverse STFT, about 12 ms per 4 s loop on one core.
 MEL_MATCH_ITERATIONS = 4
+TAIL_FRAMES = 6  # mel frames rendered past a re-timed loop's end, folded into its start
 
 
 @dataclass(frozen=True)
@@ -73,25 +82,91 @@ def wrap_frames(mel: torch.Tensor, pad: int) -> torch.Tensor:
     return mel[..., index]
 
 
+ATTACK_FRAMES = 2  # frames at each sixteenth's start kept as they are (the onset)
+
+
+def timing_positions(
+    frames: int, steps: int, stretch: float, first: int, count: int
+) -> torch.Tensor:
+    """Where in the source loop (in frames, fractional) each output frame lies when a loop of
+    ``frames`` frames (``steps`` grid steps, e.g. 32 sixteenths) plays ``stretch`` times as long
+    (model BPM / asked BPM).
+
+    A piecewise-linear warp anchored at every step: output frame k lies t frames into step s of
+    the stretched loop; its first ATTACK_FRAMES frames show the source step's first frames as
+    they are (onsets stay sharp and land on the new grid), the rest of the stretched step maps
+    evenly onto the rest of the source step (tails ring out slower or faster, continuously into
+    the next step). Positions are periodic (negative k give the loop's end, for context).
+
+    Returns:
+        ``[count]`` float64 source positions for output frames ``first .. first + count - 1``
+        (``stretch`` 1 gives ``k mod frames``).
+    """
+    k = torch.arange(first, first + count, dtype=torch.float64)
+    period = frames * stretch
+    step_out, step_in = period / steps, frames / steps
+    position = torch.remainder(k, period)
+    step = torch.floor(position / step_out + 1e-9)
+    into = position - step * step_out
+    attack = min(ATTACK_FRAMES, step_in - 1, step_out - 1)
+    tail = (into - attack) * (step_in - attack) / max(step_out - attack, 1e-9) + attack
+    return torch.remainder(step * step_in + torch.where(into < attack, into, tail), frames)
+
+
+def retime(mel: torch.Tensor, stretch: float, steps: int, first: int, count: int) -> torch.Tensor:
+    """``[B, n_mels, frames]`` circular log-mel → ``[B, n_mels, count]`` re-timed frames
+    ``first ..`` at the positions of :func:`timing_positions`, between two frames linearly
+    (log-mel)."""
+    frames = mel.shape[-1]
+    position = timing_positions(frames, steps, stretch, first, count).to(mel.device)
+    below = torch.floor(position)
+    weight = (position - below).to(mel.dtype)
+    low = below.long() % frames
+    return mel[..., low] * (1 - weight) + mel[..., (low + 1) % frames] * weight
+
+
+def fold_tail(audio: torch.Tensor, period: int) -> torch.Tensor:
+    """``[B, period + tail]`` audio whose last ``tail`` samples continue past the loop's end →
+    ``[B, period]`` circular: the continuation fades linearly into the start, so the sample after
+    the loop's last one is the one the render had there."""
+    tail = audio[:, period:]
+    length = min(tail.shape[1], period)
+    if length == 0:
+        return audio[:, :period]
+    weight = torch.linspace(0.0, 1.0, length, device=audio.device)
+    looped = audio[:, :period].clone()
+    looped[:, :length] = tail[:, :length] * (1 - weight) + looped[:, :length] * weight
+    return looped
+
+
 def vocode_loops(
     vocoder: torch.nn.Module,
     front: MelFrontEnd,
     mel: torch.Tensor,
     match_iterations: int = MEL_MATCH_ITERATIONS,
+    stretch: float = 1.0,
+    steps: int = 32,
 ) -> torch.Tensor:
-    """``[B, n_mels, frames]`` natural-log mel of circular loops → ``[B, frames · hop]`` audio.
+    """``[B, n_mels, frames]`` natural-log mel of circular loops → ``[B, samples]`` circular
+    audio, ``samples`` = ``round(frames · stretch · hop)`` (``stretch`` = model BPM / asked BPM;
+    the loop re-timed on its ``steps`` grid, see :func:`timing_positions`).
 
     ``front`` reads audio at the vocoder's output rate (``LoopModel.output_mel``; its ``hop``
     is the vocoder's). The vocoder and the mel projection (``front.match``,
-    ``match_iterations`` times) see
-    ``WRAP_FRAMES`` of wrapped context on each side, cut away afterwards (no seam at the loop
-    point).
+    ``match_iterations`` times) see ``WRAP_FRAMES`` of the loop's own context on each side, cut
+    away afterwards (no seam at the loop point).
     """
     hop = front.spec.hop
     pad = WRAP_FRAMES
-    wrapped = wrap_frames(mel, pad)
-    audio = front.match(vocoder(wrapped)[:, 0].float(), wrapped, match_iterations)
-    return audio[:, pad * hop : audio.shape[-1] - pad * hop]
+    frames = mel.shape[-1]
+    if stretch == 1.0:
+        timed = wrap_frames(mel, pad)
+    else:
+        count = int(np.ceil(frames * stretch)) + TAIL_FRAMES
+        timed = retime(mel, stretch, steps, -pad, count + 2 * pad)
+    audio = front.match(vocoder(timed)[:, 0].float(), timed, match_iterations)
+    audio = audio[:, pad * hop : audio.shape[-1] - pad * hop]
+    return audio if stretch == 1.0 else fold_tail(audio, round(frames * stretch * hop))
 
 
 def synthesize(model: LoopModel, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
@@ -106,8 +181,10 @@ def render(
     spread: float,
     noise: str = "const",
     dtype: torch.dtype = torch.float32,
+    bpm: float | None = None,
 ) -> Rendered:
-    """Synthesise one spectrogram per latent, vocode them and mix them to stereo.
+    """Synthesise one spectrogram per latent, re-time them to ``bpm``, vocode them and mix them
+    to stereo.
 
     Args:
         model: a loaded loop model (its modules on one device).
@@ -115,10 +192,14 @@ def render(
         spread: stereo width in [0, 1].
         noise: the synthesis noise mode ("const" makes the output a function of ``ws`` alone).
         dtype: compute dtype (fp16/bf16 autocast on a GPU).
+        bpm: the tempo to render at (None: the model's own).
 
     Returns:
-        :class:`Rendered` with ``[2, frames · hop]`` audio.
+        :class:`Rendered` with ``[2, samples]`` audio, one circular loop of the model's bars at
+        ``bpm`` (``round(frames · model BPM / bpm · hop)`` samples at the vocoder's rate).
     """
+    stretch = model.audio.bpm / bpm if bpm else 1.0
+    steps = model.audio.bars * model.audio.beats_per_bar * 4  # sixteenths
     device = ws.device
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -128,7 +209,7 @@ def render(
         _sync(device)
         seconds["synthesis"] = time.perf_counter() - start
         start = time.perf_counter()
-        audio = vocode_loops(model.vocoder, _output_mel(model), mel)
+        audio = vocode_loops(model.vocoder, _output_mel(model), mel, stretch=stretch, steps=steps)
         _sync(device)
     sources = audio.cpu().numpy()
     seconds["vocoder"] = time.perf_counter() - start

@@ -125,7 +125,7 @@ def cut_segment(
     out_rate = out_rate or grid.mel.sr
     source_len = grid.bars * grid.beats_per_bar * 60.0 / tempo
     piece = audio[:, round(offset_s * rate) : round((offset_s + source_len) * rate)]
-    piece = stretch(piece, grid.bpm / tempo) if abs(tempo - grid.bpm) > 1e-3 else piece
+    piece = stretch(piece, grid.bpm / tempo, rate) if abs(tempo - grid.bpm) > 1e-3 else piece
     piece = resample(piece, rate, out_rate)
     samples = round(grid.samples * out_rate / grid.mel.sr)
     exact = np.zeros((piece.shape[0], samples), dtype=np.float32)

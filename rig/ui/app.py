@@ -142,22 +142,28 @@ def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]
     return str(take.wav), take_spectrogram(take), text
 
 
-def take_action(perf: Performance, action: str, take_id: str | None, slot: float | None) -> str:
+def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) -> str:
     """The history's buttons: send to slot, vary, regenerate."""
     take = perf.find_take(take_id)
     if take is None:
         return "⚠ select a take first"
     try:
         if action == "send":
-            number = int(slot or 0)
-            if number < 1:
+            if slot in (None, "", 0, "0"):
                 return "⚠ choose a slot number (from 1)"
+            number = perf.check_slot(_whole(slot))
             perf.send(take, number)
             return f"sending {take.id} to slot {number}"
         job = perf.vary(take) if action == "vary" else perf.regenerate(take)
     except (ActionError, SessionError, ValueError) as error:
         return f"⚠ {error}"
     return f"queued #{job.request.id} ({action} of {take.id})"
+
+
+def cancel_all(perf: Performance) -> str:
+    """The Cancel button: every waiting request and the running one."""
+    count = perf.action("cancel")
+    return f"cancelled {count} requests" if count else "nothing to cancel"
 
 
 def preset_choices(perf: Performance, set_name: str | None) -> list[str]:
@@ -266,10 +272,13 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             image = gr.Image(type="pil", interactive=False, label="spectrogram")
         about = gr.Markdown()
         with gr.Row():
-            send_slot = gr.Number(value=1, precision=0, label="slot", minimum=1)
+            send_slot = gr.Dropdown(
+                [str(n) for n in range(1, 9)], value="1", label="slot", allow_custom_value=True
+            )
             send = gr.Button("Send to slot")
             vary = gr.Button("Vary")
             again = gr.Button("Regenerate")
+            cancel = gr.Button("Cancel the queue", variant="stop", elem_id="cancel")
         if midi is not None:
             _learn_controls(perf, midi)
         inputs = [prompt, *fields]
@@ -290,6 +299,7 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         send.click(partial(take_action, perf, "send"), [selected, send_slot], status)
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
+        cancel.click(partial(cancel_all, perf), None, status)
         timer = gr.Timer(REFRESH_S)
         timer.tick(
             lambda: (
