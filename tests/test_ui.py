@@ -92,3 +92,17 @@ def test_presets_and_stage(perf_rig: Rig) -> None:
     perf_rig.session.wait(1, timeout=60)
     html = app.stage_view(perf_rig.perf)
     assert "dusty loop" in html and 'id="stage-spectrogram" src="data:image/png;base64,' in html
+
+
+def test_the_slot_box_names_bad_slots_and_cancel_empties_the_queue(perf_rig: Rig) -> None:
+    app.generate(perf_rig.perf, "dusty loop", *FIELDS)
+    take = perf_rig.session.wait(1, timeout=60).take
+    assert app.take_action(perf_rig.perf, "send", take.id, "3") == f"sending {take.id} to slot 3"
+    assert "slot" in app.take_action(perf_rig.perf, "send", take.id, "99").lower()
+    assert app.take_action(perf_rig.perf, "send", take.id, "two").startswith("⚠")
+    for _ in range(3):
+        app.generate(perf_rig.perf, "slow loop", *FIELDS)
+    wait_until(lambda: perf_rig.session.jobs[2].status == "running", timeout=30)
+    assert app.cancel_all(perf_rig.perf) == "cancelled 3 requests"
+    assert [perf_rig.session.wait(n, timeout=30).status for n in (2, 3, 4)] == ["cancelled"] * 3
+    assert app.cancel_all(perf_rig.perf) == "nothing to cancel"
