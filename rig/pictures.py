@@ -12,10 +12,17 @@ PALETTE = np.stack(
 ).astype(np.uint8)
 
 
-def mel_image(log_mel: np.ndarray, width: int = 640, height: int = 200) -> Image.Image:
-    """An engine's ``[n_mels, frames]`` log-mel spectrogram (low bins at the bottom) as an image."""
-    low, high = float(log_mel.min()), float(log_mel.max())
-    level = (log_mel - low) / ((high - low) or 1.0)
+def mel_image(
+    log_mel: np.ndarray,
+    width: int = 640,
+    height: int = 200,
+    limits: tuple[float, float] | None = None,
+) -> Image.Image:
+    """An engine's ``[n_mels, frames]`` log-mel spectrogram (low bins at the bottom) as an image,
+    scaled from its own minimum to its maximum or between ``limits`` (low, high; values beyond
+    are clipped), which puts several pictures on one scale."""
+    low, high = limits or (float(log_mel.min()), float(log_mel.max()))
+    level = np.clip((log_mel - low) / ((high - low) or 1.0), 0.0, 1.0)
     pixels = PALETTE[(level[::-1] * 255).astype(np.uint8)]
     return Image.fromarray(pixels).resize((width, height), Image.Resampling.NEAREST)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -169,10 +170,23 @@ def vocode_loops(
     return audio if stretch == 1.0 else fold_tail(audio, round(frames * stretch * hop))
 
 
-def synthesize(model: LoopModel, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
-    """``[B, w_dim]`` latents → ``[B, frames · hop]`` mono loops (float32, no autocast)."""
+def synthesize(
+    model: LoopModel, ws: torch.Tensor, noise: str = "const", bpm: float | None = None
+) -> torch.Tensor:
+    """``[B, w_dim]`` latents → ``[B, samples]`` mono loops at the vocoder's rate (float32, no
+    autocast), at ``bpm`` (None: the model's tempo; see :func:`render`)."""
     spec = model.generator.synthesis(model.generator.broadcast(ws), noise)[:, 0].float()
-    return vocode_loops(model.vocoder, _output_mel(model), model.mel.denormalize(spec))
+    mel = model.mel.denormalize(spec)
+    return vocode_loops(model.vocoder, _output_mel(model), mel, **_timing(model, bpm))
+
+
+def _timing(model: LoopModel, bpm: float | None) -> dict[str, Any]:
+    """:func:`vocode_loops`' ``stretch`` and ``steps`` for a loop of ``model`` at ``bpm``."""
+    audio = model.audio
+    return {
+        "stretch": audio.bpm / bpm if bpm else 1.0,
+        "steps": audio.bars * audio.beats_per_bar * 4,  # sixteenths
+    }
 
 
 def render(
@@ -198,8 +212,6 @@ def render(
         :class:`Rendered` with ``[2, samples]`` audio, one circular loop of the model's bars at
         ``bpm`` (``round(frames · model BPM / bpm · hop)`` samples at the vocoder's rate).
     """
-    stretch = model.audio.bpm / bpm if bpm else 1.0
-    steps = model.audio.bars * model.audio.beats_per_bar * 4  # sixteenths
     device = ws.device
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -209,7 +221,7 @@ def render(
         _sync(device)
         seconds["synthesis"] = time.perf_counter() - start
         start = time.perf_counter()
-        audio = vocode_loops(model.vocoder, _output_mel(model), mel, stretch=stretch, steps=steps)
+        audio = vocode_loops(model.vocoder, _output_mel(model), mel, **_timing(model, bpm))
         _sync(device)
     sources = audio.cpu().numpy()
     seconds["vocoder"] = time.perf_counter() - start

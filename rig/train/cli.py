@@ -135,11 +135,22 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     )
     config_flags(export)
 
-    evaluate = sub.add_parser("eval", help="vocoder and generator metrics against held-out loops")
-    evaluate.add_argument("model", type=Path, help="a model release folder")
-    evaluate.add_argument("--data", type=Path, required=True, help="held-out prepared dataset")
+    evaluate = sub.add_parser(
+        "eval", help="vocoder and generator metrics against held-out and recorded loops"
+    )
+    evaluate.add_argument("model", type=Path, help="a model or shared vocoder release folder")
+    evaluate.add_argument("--data", type=Path, help="held-out prepared dataset")
+    evaluate.add_argument(
+        "--recorded",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="also the vocoder on recorded loops (a folder of loop_* files; default: "
+        "sonic-pi-samples' own)",
+    )
     evaluate.add_argument("--train", type=Path, help="training dataset (default: the card's)")
     evaluate.add_argument("--loops", type=int, default=200, help="loops per set")
+    evaluate.add_argument("--report", type=Path, help="write a listening report (HTML) here")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     config_flags(evaluate)
 
@@ -291,11 +302,23 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
-    """``rig eval MODEL --data HELDOUT``."""
+    """``rig eval MODEL [--data HELDOUT] [--recorded [DIR]] [--report DIR]``."""
     from rig.train.evaluate import evaluate_model
 
     _positive(loops=args.loops)
-    metrics = evaluate_model(args.model, args.data, args.train, args.loops)
+    recorded = None
+    if args.recorded is not None:
+        from rig.train.demo import SONIC_PI, recorded_loops
+
+        folder = Path(args.recorded) if args.recorded else SONIC_PI
+        recorded = recorded_loops(folder)
+        if not recorded:
+            raise ValueError(f"no recorded loops (loop_*.flac) in {folder}")
+    if args.data is None and recorded is None:
+        raise ValueError("give a held-out dataset (--data) or --recorded")
+    metrics = evaluate_model(
+        args.model, args.data, args.train, args.loops, recorded=recorded, report=args.report
+    )
     if args.json:
         print(json.dumps(metrics))
     else:

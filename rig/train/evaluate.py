@@ -1,16 +1,25 @@
-"""``rig eval MODEL --data HELDOUT``: how good a loop model and its vocoder are, on held-out loops.
+"""``rig eval MODEL --data HELDOUT [--recorded] [--report DIR]``: how good a loop model and its
+vocoder are, on held-out loops and on recorded loops no training set holds.
 
-Vocoder: every held-out loop → log-mel → audio, by the model's vocoder as the engine runs it
-(``vocoder``: the network, then ``MEL_MATCH_ITERATIONS`` mel projections, see
-:meth:`rig.nn.mel.MelFrontEnd.match`), by the network alone (``vocoder_raw``) and by Griffin-Lim
-with 64 iterations (the baseline). Three distances to the real loop:
+Everything is measured at the vocoder's output rate (48 kHz for a full-band vocoder of 24 kHz
+mels): the real audio is read there, analysed by the vocoder's own front end into the model's
+mels, and turned back into audio by the vocoder as the engine runs it (``vocoder``: the network,
+then ``MEL_MATCH_ITERATIONS`` mel projections, see :meth:`rig.nn.mel.MelFrontEnd.match`), by the
+network alone (``vocoder_raw``) and by Griffin-Lim with 64 iterations (the baseline). Distances
+to the real audio:
 - ``mel_distance``: mean absolute difference of natural-log mels from an analysis neither method
-  was given (1024-point FFT, hop 256, the model's mel bands);
-- ``own_mel_distance``: the same with the model's own front end (n_fft 1500, hop 375). Griffin-Lim
-  minimises exactly this STFT's inconsistency from exactly these magnitudes, so here it is scored
-  on its own objective and looks better than it sounds;
+  was given (a 1024-point FFT and hop 256 at 24 kHz, scaled with the rate; the model's mel bands);
+- ``own_mel_distance``: the same with the model's own front end (n_fft 1500, hop 375 at 24 kHz).
+  Griffin-Lim minimises exactly this STFT's inconsistency from exactly these magnitudes, so here
+  it is scored on its own objective and looks better than it sounds;
 - ``stft_distance``: the multi-resolution STFT loss of the vocoder trainer (spectral convergence +
-  log-magnitude L1 at 512/1024/2048 points), which also sees phase smearing.
+  log-magnitude L1 at 512/1024/2048 points), which also sees phase smearing;
+- ``full_mel_distance`` (full-band vocoders only): 128 mel bands up to the Nyquist frequency — how
+  well the band above the model's mels is guessed (Griffin-Lim leaves it empty).
+
+**Recorded loops** (``--recorded``): the ``loop_*`` files of Debian's ``sonic-pi-samples`` (CC0;
+the demo corpus never uses them), 4-second excerpts, each vocoded as a loop with the wrapped
+24 frames at either end left out of the distances. Stored as ``"recorded <metric>"``.
 
 Generator: the Fréchet distance (FD) between Gaussians fitted to a fixed feature set
 (:func:`rig.train.features.feature_vector`: MFCC statistics, onset density, spectral centroid and
@@ -28,6 +37,7 @@ its card.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -36,74 +46,163 @@ import numpy as np
 import torch
 
 from rig.checkpoint import LoopModel, load_loop_model, load_vocoder_folder
-from rig.engines.gan_render import synthesize, vocode_loops
+from rig.engines.gan_render import WRAP_FRAMES, synthesize, vocode_loops
+from rig.loops import LoopError, read_audio, resample
 from rig.nn.mel import MelFrontEnd, MelSpec
+from rig.nn.vocoder import vocoder_config, vocoder_upsample
 from rig.release import read_config
 from rig.train.card import refresh_card, update_config
 from rig.train.data import dataset_audio
 from rig.train.features import feature_vector, frechet_distance
 from rig.train.gan import griffin_lim
 from rig.train.run import TrainError
-from rig.train.vocoder import log_mel_frames, stft_loss
+from rig.train.vocoder import full_band_mel, log_mel_frames, stft_loss
 
 GRIFFIN_LIM_ITERATIONS = 64
 BATCH = 16
+RECORDED_SECONDS = 4.0  # one excerpt of a recorded loop, as long as a model's loop
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """What ``rig eval`` measures: the vocoder as the engine runs it, its front end (reading
+    audio at the vocoder's output rate), and the loop model around it (None for a shared
+    vocoder folder)."""
+
+    vocoder: torch.nn.Module
+    front: MelFrontEnd
+    model: LoopModel | None
+
+    @property
+    def rate(self) -> int:
+        """The rate of the audio the vocoder writes, Hz."""
+        return self.front.spec.sr
+
+    @classmethod
+    def load(cls, folder: Path) -> Subject:
+        """A loop model or shared vocoder release folder."""
+        config = read_config(folder)
+        if config.get("kind") != "vocoder":
+            model = load_loop_model(folder)
+            assert model.output_mel is not None
+            return cls(model.vocoder, model.output_mel, model)
+        upsample = vocoder_upsample(vocoder_config(config["vocoder"]))
+        spec = MelSpec(**config["audio"])
+        return cls(load_vocoder_folder(folder), MelFrontEnd(spec, spec.sr * upsample), None)
 
 
 def evaluate_model(
-    folder: Path, heldout: Path, train: Path | None = None, loops: int = 200, seed: int = 0
+    folder: Path,
+    heldout: Path | None = None,
+    train: Path | None = None,
+    loops: int = 200,
+    seed: int = 0,
+    recorded: list[Path] | None = None,
+    report: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure the loop model or shared vocoder in ``folder`` against ``loops`` held-out loops;
-    store and return the metrics.
+    """Measure the loop model or shared vocoder in ``folder``; store the metrics in its config
+    and card (beside those measured before) and return them.
 
-    A vocoder folder gets the vocoder metrics only, each key prefixed with the held-out set's
-    material (``"bass vocoder_mel_distance"``) and kept beside those of other materials, so one
-    call per material fills its card.
+    Args:
+        heldout: a held-out prepared dataset: its loops (``loops`` at most, at the vocoder's
+            rate) for the vocoder metrics and, for a loop model, the generator's.
+        train: the training dataset for ``fd_train`` (default: the one the config records).
+        recorded: recorded loops (``rig.train.demo.recorded_loops``) for the vocoder metrics,
+            stored as ``"recorded <metric>"``.
+        report: a folder for the listening report (:mod:`rig.train.report`).
+
+    A vocoder folder's held-out metrics are prefixed with the set's material (``"bass
+    vocoder_mel_distance"``), so one call per material fills its card.
     """
-    real = _heldout_audio(heldout, loops, seed)
+    if heldout is None and not recorded:
+        raise TrainError("give a held-out dataset (--data) or the recorded loops (--recorded)")
+    subject = Subject.load(folder)
+    metrics: dict[str, Any] = {}
+    real = recorded_real = None
+    if heldout is not None:
+        real = _heldout_audio(heldout, loops, seed, subject.rate)
+        metrics |= _heldout_metrics(subject, folder, heldout, train, real, seed)
+    if recorded:
+        recorded_real = recorded_audio(recorded, subject.rate, RECORDED_SECONDS, loops)
+        measured = vocoder_metrics(subject.vocoder, subject.front, recorded_real, WRAP_FRAMES)
+        metrics |= {"recorded_loops": len(recorded_real)}
+        metrics |= {f"recorded {key}": value for key, value in measured.items()}
     config = read_config(folder)
-    if config.get("kind") == "vocoder":
-        return _evaluate_vocoder(folder, config, heldout, real)
-    model = load_loop_model(folder)
-    metrics: dict[str, Any] = {"heldout_loops": len(real)}
-    metrics.update(vocoder_metrics(model.vocoder, model.mel, real))
-    train = train or _training_dataset(folder, heldout)
-    metrics.update(generator_metrics(model, real, train, seed))
-    update_config(folder, metrics=metrics)
+    update_config(folder, metrics={**config.get("metrics", {}), **metrics})
     refresh_card(folder)
+    if report is not None:
+        from rig.train.report import write_report
+
+        write_report(report, folder, subject, real, recorded_real, seed)
     return metrics
 
 
-def _heldout_audio(heldout: Path, loops: int, seed: int) -> torch.Tensor:
-    real = torch.from_numpy(dataset_audio(heldout, loops, seed))
+def _heldout_metrics(
+    subject: Subject,
+    folder: Path,
+    heldout: Path,
+    train: Path | None,
+    real: torch.Tensor,
+    seed: int,
+) -> dict[str, Any]:
+    """Vocoder metrics on the held-out loops and, for a loop model, the generator's."""
+    measured: dict[str, Any] = {"heldout_loops": len(real)}
+    measured |= vocoder_metrics(subject.vocoder, subject.front, real)
+    if subject.model is None:
+        summary = json.loads((heldout / "dataset.json").read_text())
+        material = summary.get("material") or heldout.name
+        return {f"{material} {key}": value for key, value in measured.items()}
+    train = train or _training_dataset(folder, heldout)
+    return measured | generator_metrics(subject.model, real, train, seed)
+
+
+def _heldout_audio(heldout: Path, loops: int, seed: int, rate: int) -> torch.Tensor:
+    real = torch.from_numpy(dataset_audio(heldout, loops, seed, rate))
     if len(real) < 2:
         raise TrainError(f"{heldout} has {len(real)} loops; at least 2 are needed")
     return real
 
 
-def _evaluate_vocoder(
-    folder: Path, config: dict[str, Any], heldout: Path, real: torch.Tensor
-) -> dict[str, Any]:
-    front = MelFrontEnd(MelSpec(**config["audio"]))
-    material = json.loads((heldout / "dataset.json").read_text()).get("material") or heldout.name
-    measured = {
-        "heldout_loops": len(real),
-        **vocoder_metrics(load_vocoder_folder(folder), front, real),
-    }
-    metrics = {f"{material} {key}": value for key, value in measured.items()}
-    update_config(folder, metrics={**config.get("metrics", {}), **metrics})
-    refresh_card(folder)
-    return metrics
+def recorded_audio(paths: list[Path], rate: int, seconds: float, limit: int) -> torch.Tensor:
+    """Recorded loops → ``[N, samples]`` mono excerpts of ``seconds`` at ``rate``: each file
+    (a loop) repeated to at least one excerpt's length and cut into whole excerpts, ``limit``
+    excerpts at most (taken from every file in turn).
+
+    Raises:
+        TrainError: no file could be read.
+    """
+    samples = round(seconds * rate)
+    per_file: list[list[np.ndarray]] = []
+    for path in paths:
+        try:
+            audio, source_rate = read_audio(path)
+        except LoopError:
+            continue
+        mono = resample(audio.mean(axis=0, keepdims=True), source_rate, rate)[0]
+        mono = np.tile(mono, -(-samples // mono.size))
+        per_file.append([mono[i : i + samples] for i in range(0, mono.size - samples + 1, samples)])
+    if not per_file:
+        raise TrainError(f"none of the {len(paths)} recorded loops could be read")
+    excerpts = [e for group in itertools.zip_longest(*per_file) for e in group if e is not None]
+    return torch.from_numpy(np.stack(excerpts[:limit]).astype(np.float32))
 
 
 @torch.no_grad()
 def vocoder_metrics(
-    vocoder: torch.nn.Module, front: MelFrontEnd, real: torch.Tensor
+    vocoder: torch.nn.Module, front: MelFrontEnd, real: torch.Tensor, trim: int = 0
 ) -> dict[str, float]:
-    """Mel and multi-resolution STFT distances of ``vocoder`` (with and without the mel
-    projections) and of Griffin-Lim to ``[N, samples]`` real loops analysed by ``front`` (means
-    over the loops)."""
-    independent = MelFrontEnd(dataclasses.replace(front.spec, n_fft=1024, hop=256, win=1024))
+    """Distances of ``vocoder`` (with and without the mel projections) and of Griffin-Lim to
+    ``[N, samples]`` real audio at ``front``'s rate, analysed by ``front`` (means over the loops).
+
+    ``trim``: frames left out at each end of every excerpt (0 for circular loops; excerpts of
+    longer recordings are vocoded as loops, and their wrapped ends are not measured).
+    """
+    factor = front.spec.sr // front.mel_spec.sr
+    independent = MelFrontEnd(
+        dataclasses.replace(front.spec, n_fft=1024 * factor, hop=256 * factor, win=1024 * factor)
+    )
+    full_band = full_band_mel(front.spec.sr) if factor > 1 else None
+    cut = trim * front.spec.hop
     sums: dict[str, float] = {}
     for batch in real.split(BATCH):
         mel = log_mel_frames(front, batch)
@@ -112,12 +211,18 @@ def vocoder_metrics(
             "vocoder_raw": vocode_loops(vocoder, front, mel, match_iterations=0),
             "griffin_lim": griffin_lim(mel, front, GRIFFIN_LIM_ITERATIONS),
         }
+        target = batch[:, cut : batch.shape[1] - cut]
         for name, audio in outputs.items():
+            audio = audio[:, cut : audio.shape[1] - cut]
             distances = {
-                "mel_distance": (independent(audio) - independent(batch)).abs().mean(),
-                "own_mel_distance": (log_mel_frames(front, audio) - mel).abs().mean(),
-                "stft_distance": stft_loss(audio, batch),
+                "mel_distance": (independent(audio) - independent(target)).abs().mean(),
+                "own_mel_distance": (log_mel_frames(front, audio) - log_mel_frames(front, target))
+                .abs()
+                .mean(),
+                "stft_distance": stft_loss(audio, target),
             }
+            if full_band is not None:
+                distances["full_mel_distance"] = (full_band(audio) - full_band(target)).abs().mean()
             for metric, value in distances.items():
                 key = f"{name}_{metric}"
                 sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
@@ -129,7 +234,7 @@ def generator_metrics(
     model: LoopModel, real: torch.Tensor, train: Path | None, seed: int = 0
 ) -> dict[str, float]:
     """Feature Fréchet distances of generated, frame-shuffled and training loops to ``real``."""
-    rate = model.audio.mel.sr
+    rate = model.sample_rate
     count = len(real)
     z = torch.randn(count, model.generator.cfg.z_dim, generator=torch.Generator().manual_seed(seed))
     generated = torch.cat(
@@ -151,7 +256,7 @@ def generator_metrics(
         metrics["fd_generated"] / max(metrics["fd_shuffled_frames"], 1e-9), 3
     )
     if train is not None:
-        metrics["fd_train"] = fd(torch.from_numpy(dataset_audio(train, count, seed + 1)))
+        metrics["fd_train"] = fd(torch.from_numpy(dataset_audio(train, count, seed + 1, rate)))
     return metrics
 
 
@@ -161,14 +266,14 @@ def _features(audio: torch.Tensor, rate: int) -> np.ndarray:
 
 def _shuffled(model: LoopModel, real: torch.Tensor, seed: int) -> torch.Tensor:
     """The real loops' mel frames shuffled across time and loops, vocoded: ``[N, samples]``."""
-    mel = torch.cat([log_mel_frames(model.mel, part) for part in real.split(BATCH)])
+    front = model.output_mel
+    assert front is not None
+    mel = torch.cat([log_mel_frames(front, part) for part in real.split(BATCH)])
     n, bins, frames = mel.shape
     pool = mel.permute(0, 2, 1).reshape(n * frames, bins)
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     shuffled = pool[order].reshape(n, frames, bins).permute(0, 2, 1)
-    return torch.cat(
-        [vocode_loops(model.vocoder, model.mel, part) for part in shuffled.split(BATCH)]
-    )
+    return torch.cat([vocode_loops(model.vocoder, front, part) for part in shuffled.split(BATCH)])
 
 
 def _training_dataset(folder: Path, heldout: Path) -> Path | None:

@@ -382,8 +382,10 @@ def griffin_lim(log_mel: torch.Tensor, front: MelFrontEnd, iterations: int = 64)
 
     s = front.spec
     # One more frame, wrapped from the start (the loops are circular), so that the centred STFT
-    # of the result has exactly the given frames.
-    mel = np.exp(torch.cat([log_mel, log_mel[..., :1]], dim=-1).double().numpy())
+    # of the result has exactly the given frames. A front end reading audio at k × the mel's rate
+    # scaled its filterbank by 1/k; librosa's inversion uses the plain one.
+    scale = s.sr / front.mel_spec.sr
+    mel = np.exp(torch.cat([log_mel, log_mel[..., :1]], dim=-1).double().numpy()) * scale
     audio = librosa.feature.inverse.mel_to_audio(
         mel,
         sr=s.sr,
