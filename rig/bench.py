@@ -108,7 +108,8 @@ def bench_osc(config: Config, pings: int = 200) -> dict[str, float]:
 
 
 def bench_gan(config: Config, repeats: int = 7) -> dict[str, Any]:
-    """Real-time factor of the GAN engine (default and tiny sizes) and peak memory.
+    """Real-time factor of the GAN engine (default and tiny sizes, and the default generator
+    with the full-band 48 kHz vocoder) and peak memory.
 
     ``realtime_factor`` = seconds of stereo loop made per second of wall time (median of
     ``repeats`` warm generations); the ``*_ms`` figures split one generation into its stages.
@@ -125,12 +126,15 @@ def bench_gan(config: Config, repeats: int = 7) -> dict[str, Any]:
     from rig.nn.melgan import MelGANConfig, remove_weight_norm
     from rig.nn.stylegan2 import GeneratorConfig
     from rig.nn.vocoder import build_vocoder
+    from rig.train.vocoder import default_vocoder
 
     if config.session.threads:
         torch.set_num_threads(config.session.threads)
     tiny_audio = LoopAudio(MelSpec(sr=8000, n_fft=500, hop=125, win=500, n_mels=20, fmax=4000.0))
+    full_band = default_vocoder("istft", LoopAudio(), upsample=2)
     sizes = {
         "": (LoopAudio(), GeneratorConfig(), IstftConfig()),
+        "full_band_": (LoopAudio(), GeneratorConfig(), full_band),  # 24 kHz mels → 48 kHz
         "tiny_": (
             tiny_audio,
             GeneratorConfig(
