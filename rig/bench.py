@@ -26,37 +26,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rig.config import Config
 from rig.link import Link, LinkEvent
 from rig.loops import loop_length, make_loop, warm_up
-from rig.standin import StandInDevice
+from rig.testing.signals import drum_signal
+from rig.testing.standin import StandInDevice
 
 
 def _median_ms(run: Callable[[], object], repeats: int) -> float:
     return 1000.0 * statistics.median(_seconds(run) for _ in range(repeats))
-
-
-def drum_signal(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
-    """A drum-and-bass-like stereo signal ``[2, seconds × rate]``: noise hits + a 55 Hz tone.
-
-    Hits fall on 8th notes at 120 BPM (every 0.25 s), rise over 2 ms like a real drum onset and
-    decay with a 20 ms time constant.
-    """
-    rng = np.random.default_rng(seed)
-    n = round(seconds * rate)
-    t = np.arange(n) / rate
-    hits = np.zeros(n)
-    attack = max(1, int(0.002 * rate))
-    shape = np.exp(-np.arange(rate // 8) / (0.02 * rate))
-    shape[:attack] *= np.linspace(0.0, 1.0, attack, endpoint=False)
-    for start in range(0, n, rate // 4):
-        length = min(n - start, shape.size)
-        hits[start : start + length] += shape[:length]
-    noise = rng.standard_normal((2, n)) * hits * 0.4
-    tone = 0.2 * np.sin(2 * np.pi * 55.0 * t + np.array([[0.0], [0.3]]))
-    return (noise + tone).astype(np.float32)
 
 
 def bench_loops(config: Config) -> dict[str, float]:
@@ -118,14 +96,14 @@ def bench_gan(config: Config, repeats: int = 7) -> dict[str, Any]:
 
     import torch
 
-    from rig.checkpoint import LoopAudio, new_loop_model, save_loop_model
     from rig.engines.gan import GanEngine
-    from rig.engines.gan_render import WRAP_FRAMES
+    from rig.loop_model import LoopAudio, new_loop_model, save_loop_model
     from rig.nn.istft import IstftConfig
     from rig.nn.mel import MelSpec
     from rig.nn.melgan import MelGANConfig, remove_weight_norm
     from rig.nn.stylegan2 import GeneratorConfig
     from rig.nn.vocoder import build_vocoder
+    from rig.synthesis import WRAP_FRAMES
     from rig.train.vocoder import default_vocoder
 
     if config.session.threads:
@@ -198,8 +176,8 @@ def bench_diffusion(config: Config, repeats: int = 3) -> dict[str, Any]:
     """
     from rig.engines import Request
     from rig.engines.diffusion import DiffusionEngine
-    from rig.engines.tiny_pipelines import write_tiny
     from rig.prompt import Prompt
+    from rig.testing.tiny_pipelines import write_tiny
 
     figures: dict[str, Any] = {}
     request = Request(Prompt("dusty drums", tempo=120.0, bars=2), "sao", seed=1)
@@ -300,7 +278,7 @@ def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
     """Seconds per training step of StyleGAN2 and the vocoder (see the module docstring)."""
     import torch
 
-    from rig.checkpoint import LoopAudio
+    from rig.loop_model import LoopAudio
     from rig.nn.mel import MelFrontEnd
     from rig.nn.melgan import MultiScaleDiscriminator
     from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig

@@ -167,13 +167,13 @@ def _cmd_loop(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
-    from rig.commands import generate
+    from rig.generate import generate
 
     return generate(args, config)
 
 
 def _cmd_perform(args: argparse.Namespace, config: Config) -> int:
-    from rig.perform import perform
+    from rig.show import perform
 
     return perform(config)
 

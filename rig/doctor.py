@@ -98,7 +98,7 @@ def check_device(config: Config) -> Finding:
 
 
 def check_models(config: Config) -> Finding:
-    from rig.checkpoint import load_loop_model
+    from rig.loop_model import load_loop_model
     from rig.release import CheckpointError, find_model_folders
 
     folders = ", ".join(str(f) for f in config.paths.models)

@@ -1,12 +1,14 @@
-"""Release folders on disk, without torch: where they are and what their config.json says.
+"""Release folders on disk: where they are, what their ``config.json`` says, and the one writer
+of their files (each written atomically: a hidden part file, then a rename).
 
-The UI and the schema of controls read model configs through this module; loading weights is
-:mod:`rig.checkpoint`.
+Readable without torch (the UI and the control schema read model configs here); building models
+from the weights is :mod:`rig.loop_model`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,52 @@ def find_model_folders(roots: tuple[Path, ...]) -> list[Path]:
             if kind == "loop_model":
                 found.append(folder)
     return found
+
+
+def directions_of(config: Mapping[str, Any]) -> dict[str, tuple[float, float, str]]:
+    """The named directions a config lists: name → (low, high, description).
+
+    Raises:
+        CheckpointError: an entry without a two-number range.
+    """
+    found = {}
+    for name, entry in (config.get("directions") or {}).items():
+        try:
+            low, high = (float(x) for x in entry["range"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"direction {name!r}: no range of two numbers") from None
+        found[str(name)] = (low, high, str(entry.get("description", "")))
+    return found
+
+
+def write_config(folder: Path, config: Mapping[str, Any]) -> None:
+    """Write ``folder/config.json`` (the folder is created)."""
+    write_text(folder, CONFIG, json.dumps(dict(config), indent=2) + "\n")
+
+
+def update_config(folder: Path, **sections: Any) -> None:
+    """Set top-level ``sections`` of ``folder/config.json``."""
+    config = read_config(folder)
+    config.update(sections)
+    write_config(folder, config)
+
+
+def write_text(folder: Path, name: str, text: str) -> Path:
+    """Write ``folder/name`` (a card, a config)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{name}.part"
+    part.write_text(text, encoding="utf-8")
+    part.replace(folder / name)
+    return folder / name
+
+
+def write_tensors(folder: Path, name: str, tensors: Mapping[str, Any]) -> Path:
+    """Write ``folder/name`` as safetensors (CPU copies of the torch tensors ``tensors``)."""
+    import safetensors.torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    part = folder / f".{name}.part"
+    safetensors.torch.save_file(data, str(part))
+    part.replace(folder / name)
+    return folder / name

@@ -30,7 +30,7 @@ from rig.engines.base import Request  # noqa: E402
 from rig.link import Link  # noqa: E402
 from rig.prompt import parse_prompt  # noqa: E402
 from rig.session import Session  # noqa: E402
-from rig.standin import StandInDevice  # noqa: E402
+from rig.testing.standin import StandInDevice  # noqa: E402
 
 WORDS = ("dusty drums", "deep bass", "warm pads", "busy drums", "dark bass", "airy pads")
 

@@ -12,7 +12,7 @@ import pytest
 
 from rig.config import AudioConfig, Config, OscConfig, PathsConfig, SessionConfig
 from rig.link import Link, RetryPolicy
-from rig.standin import StandInDevice
+from rig.testing.standin import StandInDevice
 
 pytest_plugins = ["perf_fixtures"]  # the perf_rig fixture
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from rig.bench import drum_signal
 from rig.config import Config
 from rig.engines import EngineOutput, ProgressFn, Request
+from rig.testing.signals import drum_signal
 
 RATE = 22050
 

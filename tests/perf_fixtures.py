@@ -19,7 +19,7 @@ from rig.link import Link
 from rig.performance import Performance
 from rig.presets import load_sets
 from rig.session import Session
-from rig.standin import StandInDevice
+from rig.testing.standin import StandInDevice
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 

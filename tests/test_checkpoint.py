@@ -10,7 +10,7 @@ import safetensors.torch
 import torch
 from tiny_models import TINY_AUDIO, TINY_GENERATOR, TINY_MELGAN, tiny_model
 
-from rig.checkpoint import (
+from rig.loop_model import (
     CheckpointError,
     LoopAudio,
     load_loop_model,
@@ -152,3 +152,15 @@ def test_mismatched_shapes_are_refused() -> None:
         )
     with pytest.raises(CheckpointError, match=r"vocoder takes 80 mels at hop 375"):
         new_loop_model("x", TINY_AUDIO, TINY_GENERATOR, IstftConfig())
+
+
+def test_loading_a_model_or_the_engine_leaves_the_global_random_state(config) -> None:
+    from rig.engines.gan import GanEngine
+
+    folder = save_loop_model(tiny_model("d"), config.paths.models[0] / "d")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_loop_model(folder)
+    GanEngine(config)
+    assert torch.equal(torch.rand(3), expected)

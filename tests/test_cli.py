@@ -18,11 +18,12 @@ from conftest import free_udp_port, step_p95, wrap_jump
 from tiny_models import write_tiny_model
 
 from rig import cli
-from rig.bench import bench_train, drum_signal
+from rig.bench import bench_train
 from rig.config import Config
 from rig.engines import base
 from rig.loops import loop_length
-from rig.standin import StandInDevice
+from rig.testing.signals import drum_signal
+from rig.testing.standin import StandInDevice
 
 RIG = [sys.executable, "-m", "rig"]
 

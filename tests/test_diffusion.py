@@ -15,11 +15,11 @@ import soundfile
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import Cancelled, EngineError, Request
 from rig.engines.diffusion import DiffusionEngine, prompt_text
-from rig.engines.tiny_pipelines import write_tiny
 from rig.loops import loop_length
 from rig.prompt import parse_prompt
 from rig.session import produce_take
 from rig.takes import TakeStore
+from rig.testing.tiny_pipelines import write_tiny
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,24 @@ import pytest
 import torch
 from tiny_models import TINY_MELGAN, write_tiny_model
 
+from rig.compute import DeviceError
 from rig.config import Config
 from rig.engines.base import EngineError, Request
 from rig.engines.gan import GanEngine
 from rig.engines.gan_prompt import word_amounts, words
-from rig.engines.gan_render import (
-    fold_tail,
-    pan_gains,
-    repeat_to,
-    retime,
-    stereo_mix,
-    timing_positions,
-    vocode_loops,
-    wrap_frames,
-)
+from rig.mix import pan_gains, stereo_mix
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.vocoder import build_vocoder, vocoder_config
 from rig.params import Param, ParamError, check_controls
 from rig.prompt import parse_prompt
+from rig.synthesis import (
+    fold_tail,
+    repeat_to,
+    retime,
+    timing_positions,
+    vocode_loops,
+    wrap_frames,
+)
 
 
 def quiet(step: int, total: int, note: str = "") -> None:
@@ -173,7 +173,7 @@ def test_a_direction_of_another_model_is_accepted_and_not_applied(
 ) -> None:
     from tiny_models import tiny_model
 
-    from rig.checkpoint import save_loop_model
+    from rig.loop_model import save_loop_model
 
     other = tiny_model(name="strings", tags=("strings",), seed=5)
     other.directions = {"warmth": other.directions.pop("bass")}
@@ -208,7 +208,7 @@ def test_no_models_and_broken_models(config: Config, tmp_path: Path) -> None:
     assert "generator.safetensors is missing" in engine.problems[0]
     cuda = dataclasses.replace(config, gan=dataclasses.replace(config.gan, device="cuda"))
     if not torch.cuda.is_available():
-        with pytest.raises(EngineError, match=r"no CUDA GPU"):
+        with pytest.raises(DeviceError, match=r"no CUDA GPU"):
             GanEngine(cuda)
 
 
@@ -226,7 +226,7 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
     from rig.link import Link
     from rig.loops import loop_length
     from rig.session import Session
-    from rig.standin import StandInDevice
+    from rig.testing.standin import StandInDevice
 
     device = StandInDevice(rig_port=gan_config.osc.listen_port)
     osc = dataclasses.replace(gan_config.osc, port=device.port)

@@ -18,10 +18,10 @@ from rig.config import Config, SessionConfig
 from rig.engines.base import Request, RequestError
 from rig.link import LinkEvent, encode
 from rig.midi import MidiController, MidiMapping
-from rig.perform import osc_bridge
 from rig.prompt import PromptError, parse_prompt
 from rig.retention import prune, record_slot
 from rig.session import fold_tempo
+from rig.show import osc_bridge
 from rig.takes import slugify
 from rig.ui import app
 from rig.ui.access import TokenGate

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from conftest import step_p95, wrap_jump
 
-from rig.bench import drum_signal
 from rig.config import AudioConfig
 from rig.loops import (
     LoopError,
@@ -18,6 +17,7 @@ from rig.loops import (
     make_loop,
     trim_silence,
 )
+from rig.testing.signals import drum_signal
 
 RATE = 44100
 SETTINGS = AudioConfig()

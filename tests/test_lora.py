@@ -17,8 +17,8 @@ from PIL import Image
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import EngineError, Request
 from rig.engines.diffusion import DiffusionEngine
-from rig.engines.tiny_pipelines import write_tiny
 from rig.prompt import parse_prompt
+from rig.testing.tiny_pipelines import write_tiny
 from rig.train.lora import LoraError, LoraSettings, fill_caption, read_captions, train_lora
 
 
@@ -84,7 +84,7 @@ def test_two_steps_resume_and_the_adapter_changes_the_output(
 
 
 def test_only_stable_audio_open_bases(tmp_path: Path, data: Path) -> None:
-    from rig.engines.tiny_pipelines import write_tiny
+    from rig.testing.tiny_pipelines import write_tiny
 
     sa3 = write_tiny("sa3", tmp_path / "sa3")
     with pytest.raises(LoraError, match="StableAudio3Pipeline bases are not supported yet"):

@@ -13,8 +13,8 @@ from perf_fixtures import Rig
 
 from rig.link import LinkEvent
 from rig.midi import MidiController, MidiError, MidiMapping, open_input, parse_action
-from rig.perform import osc_bridge
 from rig.performance import ActionError
+from rig.show import osc_bridge
 
 
 def done(perf_rig: Rig, job_id: int):

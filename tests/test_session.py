@@ -16,7 +16,7 @@ from rig.link import Link
 from rig.loops import loop_length
 from rig.prompt import parse_prompt
 from rig.session import Request, Session, SessionError
-from rig.standin import StandInDevice
+from rig.testing.standin import StandInDevice
 
 
 @pytest.fixture

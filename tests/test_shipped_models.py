@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rig.checkpoint import load_loop_model
 from rig.config import Config, PathsConfig
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
+from rig.loop_model import load_loop_model
 from rig.prompt import parse_prompt
 from rig.train.card import shipping_bars
 

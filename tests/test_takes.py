@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from rig.bench import drum_signal
 from rig.config import AudioConfig
 from rig.loops import make_loop
 from rig.takes import TakeError, TakeStore, slugify
+from rig.testing.signals import drum_signal
 
 SETTINGS = AudioConfig()
 META = {"prompt": {"text": "gritty and noisy pad"}, "engine": "word", "seed": 7}
@@ -129,7 +129,7 @@ def test_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
 FILL_DISK = """
 import resource, signal, sys, json
 from pathlib import Path
-from rig.bench import drum_signal
+from rig.testing.signals import drum_signal
 from rig.config import AudioConfig
 from rig.loops import make_loop
 from rig.takes import TakeError, TakeStore

@@ -22,10 +22,10 @@ import torch
 from test_data import RATE, groove
 from tiny_models import TINY_AUDIO, TINY_GENERATOR, TINY_ISTFT, TINY_MELGAN
 
-from rig.checkpoint import load_loop_model
 from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
+from rig.loop_model import load_loop_model
 from rig.prompt import parse_prompt
 from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset

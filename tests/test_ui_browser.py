@@ -23,7 +23,7 @@ from conftest import free_udp_port, wait_until
 from tiny_models import write_tiny_model
 
 from rig.loops import loop_length
-from rig.standin import StandInDevice
+from rig.testing.standin import StandInDevice
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]

@@ -103,7 +103,7 @@ def test_uploads_are_limited(served) -> None:
 
 
 def test_perform_needs_no_token_on_loopback_and_makes_one_beyond(config) -> None:
-    from rig.perform import ui_token
+    from rig.show import ui_token
 
     assert ui_token(config) == ""
     exposed = dataclasses.replace(config, ui=dataclasses.replace(config.ui, host="0.0.0.0"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rig.checkpoint import LoopAudio, LoopModel, new_loop_model, save_loop_model
+from rig.loop_model import LoopAudio, LoopModel, new_loop_model, save_loop_model
 from rig.nn.istft import IstftConfig
 from rig.nn.mel import MelSpec
 from rig.nn.melgan import MelGANConfig

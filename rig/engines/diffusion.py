@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from rig.compute import pick_device, pick_dtype
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
-from rig.engines.device import pick_device, pick_dtype
-from rig.engines.gan_render import stereo_mix
+from rig.mix import stereo_mix
 from rig.prompt import Prompt, format_prompt
 
 if TYPE_CHECKING:
@@ -188,11 +188,11 @@ class DiffusionEngine:
         if self.settings.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
             pipe.enable_attention_slicing()
         if self.settings.loras:
-            from rig.train.lora import LoraError, apply_adapters
+            from rig.adapters import AdapterError, merge_adapters
 
             try:
-                apply_adapters(pipe.transformer, parse_loras(self.settings.loras))
-            except LoraError as error:
+                merge_adapters(pipe.transformer, parse_loras(self.settings.loras))
+            except AdapterError as error:
                 raise EngineError(str(error)) from None
         if self.settings.compile:
             pipe.transformer = torch.compile(pipe.transformer)

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rig.checkpoint import CheckpointError, LoopModel, load_loop_model
+from rig.compute import autocast, pick_device, pick_dtype
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
-from rig.engines.device import autocast, pick_device, pick_dtype
 from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
-from rig.engines.gan_render import Rendered, render, repeat_to
 from rig.engines.gan_schema import CORE_PARAMS, merge_direction
+from rig.loop_model import CheckpointError, LoopModel, load_loop_model
 from rig.params import Param, ParamError, check_controls
 from rig.release import find_model_folders
+from rig.synthesis import Rendered, render, repeat_to
 
 if TYPE_CHECKING:
     from rig.config import Config

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from rig.checkpoint import Direction, LoopModel
+from rig.loop_model import Direction, LoopModel
 from rig.prompt import Prompt
 
 # word → (direction, sign); these names are what `rig train directions` fits.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rig.params import Param
-from rig.release import CheckpointError, find_model_folders, read_config
+from rig.release import CheckpointError, directions_of, find_model_folders, read_config
 
 CORE_PARAMS = (
     Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
@@ -29,10 +29,9 @@ def gan_schema(roots: tuple[Path, ...]) -> list[Param]:
     directions: dict[str, Param] = {}
     for folder in find_model_folders(roots):
         try:
-            listed = read_config(folder).get("directions", {})
-            for name, entry in listed.items():
-                low, high = (float(x) for x in entry["range"])
-                merge_direction(directions, name, low, high, str(entry.get("description", "")))
-        except (CheckpointError, AttributeError, KeyError, TypeError, ValueError):
+            listed = directions_of(read_config(folder))
+        except (CheckpointError, AttributeError):
             continue  # the engine reports a broken folder; the schema just skips it
+        for name, (low, high, text) in listed.items():
+            merge_direction(directions, name, low, high, text)
     return [*CORE_PARAMS, *directions.values()]

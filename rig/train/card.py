@@ -8,30 +8,17 @@ Notes a person writes go in ``"notes"`` (a list of lines) and are kept.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from rig.release import CONFIG, read_config
+from rig.release import read_config, write_text
 
 CARD = "MODEL_CARD.md"
 
 
 def refresh_card(folder: Path) -> Path:
     """Rewrite ``folder/MODEL_CARD.md`` from ``folder/config.json``; returns the card's path."""
-    config = read_config(folder)
-    path = folder / CARD
-    path.write_text(render_card(config), encoding="utf-8")
-    return path
-
-
-def update_config(folder: Path, **sections: Any) -> None:
-    """Set top-level ``sections`` of ``folder/config.json`` (atomic replace)."""
-    config = read_config(folder)
-    config.update(sections)
-    part = folder / (CONFIG + ".part")
-    part.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    part.replace(folder / CONFIG)
+    return write_text(folder, CARD, render_card(read_config(folder)))
 
 
 def render_card(config: dict[str, Any]) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from rig.checkpoint import LoopAudio
+from rig.loop_model import LoopAudio
 from rig.loops import LoopError, read_audio, resample, stretch
 from rig.nn.mel import MelFrontEnd
 

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rig.checkpoint import DIRECTIONS_FILE, load_loop_model
-from rig.train.card import refresh_card, update_config
+from rig.loop_model import DIRECTIONS_FILE, load_loop_model
+from rig.release import update_config, write_tensors
+from rig.train.card import refresh_card
 from rig.train.features import NAMED_FEATURES
 
 Renderer = Callable[[torch.Tensor], np.ndarray]  # [B, w_dim] → [B, samples] mono audio
@@ -164,7 +165,7 @@ def fit_directions(
 ) -> dict[str, str]:
     """Fit, check and store the directions of the model in ``folder``; returns one line per
     direction saying what it does."""
-    from rig.engines.gan_render import synthesize
+    from rig.synthesis import synthesize
 
     model = load_loop_model(folder)
     model.directions = {}
@@ -204,10 +205,7 @@ def _summary(direction: FittedDirection) -> str:
 def _store(folder: Path, fitted: dict[str, FittedDirection]) -> None:
     """Replace ``directions.safetensors`` and the ``directions`` of ``config.json``; refresh the
     card."""
-    import safetensors.torch
-
-    tensors = {name: d.vector.contiguous() for name, d in fitted.items()}
-    safetensors.torch.save_file(tensors, str(folder / DIRECTIONS_FILE))
+    write_tensors(folder, DIRECTIONS_FILE, {name: d.vector for name, d in fitted.items()})
     listed = {}
     for name, d in fitted.items():
         entry: dict[str, object] = {

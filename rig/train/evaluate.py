@@ -45,13 +45,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rig.checkpoint import LoopModel, load_loop_model, load_vocoder_folder
-from rig.engines.gan_render import WRAP_FRAMES, synthesize, vocode_loops
+from rig.loop_model import LoopModel, load_loop_model, load_vocoder_folder
 from rig.loops import LoopError, read_audio, resample
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.vocoder import vocoder_config, vocoder_upsample
-from rig.release import read_config
-from rig.train.card import refresh_card, update_config
+from rig.release import read_config, update_config
+from rig.synthesis import WRAP_FRAMES, synthesize, vocode_loops
+from rig.train.card import refresh_card
 from rig.train.data import dataset_audio
 from rig.train.features import feature_vector, frechet_distance
 from rig.train.gan import griffin_lim

@@ -17,7 +17,7 @@ from typing import Any
 import safetensors.torch
 
 from rig import __version__
-from rig.checkpoint import (
+from rig.loop_model import (
     LoopAudio,
     load_vocoder_folder,
     new_loop_model,
@@ -27,8 +27,8 @@ from rig.checkpoint import (
 from rig.nn.mel import MelSpec
 from rig.nn.stylegan2 import GeneratorConfig
 from rig.nn.vocoder import build_vocoder, vocoder_config
-from rig.release import CheckpointError, read_config
-from rig.train.card import refresh_card, update_config
+from rig.release import CheckpointError, read_config, update_config
+from rig.train.card import refresh_card
 from rig.train.run import TrainError, load_checkpoint, load_module
 
 STATS_FILE = "stats.safetensors"

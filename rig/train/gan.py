@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rig.checkpoint import LoopAudio, load_loop_model
-from rig.engines.device import pick_device
+from rig.compute import pick_device
+from rig.loop_model import LoopAudio, load_loop_model
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
 from rig.release import CheckpointError
@@ -365,7 +365,7 @@ def mel_to_audio(log_mel: torch.Tensor, front: MelFrontEnd, vocoder: Path | None
     """``[B, n_mels, frames]`` natural-log mel → ``[B, frames · hop]`` audio, peak ≤ 0.9, through
     the vocoder folder if given, else Griffin-Lim (32 iterations)."""
     if vocoder is not None:
-        from rig.checkpoint import load_vocoder_folder
+        from rig.loop_model import load_vocoder_folder
 
         network = load_vocoder_folder(vocoder)
         audio = network(log_mel)[:, 0]

@@ -13,7 +13,7 @@ that estimate against x₀ (Karras et al. 2022, weight (σ² + σ_d²)/(σ·σ_d
 
 A run folder holds ``checkpoint/`` (adapter + optimizer state as safetensors, ``state.json``),
 ``loss.jsonl``, ``loss.png`` and, at the end, ``adapter/`` (``adapter.safetensors`` +
-``adapter.json``), which :func:`apply_adapters` loads. No pickles.
+``adapter.json``), which :func:`rig.adapters.merge_adapters` loads. No pickles.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.torch
 import torch
 
+from rig.adapters import write_adapter
 from rig.loops import read_audio, resample
 from rig.prompt import PromptError, format_prompt, parse_prompt
 from rig.train.run import (
@@ -43,7 +43,6 @@ from rig.train.run import (
 )
 
 TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections of the DiT
-ADAPTER_FILE, ADAPTER_CONFIG = "adapter.safetensors", "adapter.json"
 
 
 class LoraError(ValueError):
@@ -204,27 +203,15 @@ def train_lora(data: Path, base: Path, out: Path, settings: LoraSettings) -> Pat
                     get_peft_model_state_dict(transformer),
                 )
     plot_losses(out / "loss.jsonl", out / "loss.png")
-    adapter = out / "adapter"
-    adapter.mkdir(exist_ok=True)
-    safetensors.torch.save_file(
-        {k: v.contiguous() for k, v in get_peft_model_state_dict(transformer).items()},
-        str(adapter / ADAPTER_FILE),
-    )
-    (adapter / ADAPTER_CONFIG).write_text(
-        json.dumps(
-            {
-                "rank": settings.rank,
-                "alpha": settings.alpha,
-                "targets": list(TARGETS),
-                "base": str(base),
-                "steps": step,
-                "data": str(data),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    return adapter
+    facts = {
+        "rank": settings.rank,
+        "alpha": settings.alpha,
+        "targets": list(TARGETS),
+        "base": str(base),
+        "steps": step,
+        "data": str(data),
+    }
+    return write_adapter(out / "adapter", get_peft_model_state_dict(transformer), facts)
 
 
 @dataclass(frozen=True)
@@ -308,30 +295,3 @@ def _resume(folder: Path, model: Any, optimizer: Any) -> int:
     set_peft_model_state_dict(model, adapter)
     load_optimizer("adam", optimizer, tensors)
     return int(state["step"])
-
-
-# -- inference ---------------------------------------------------------------------------------
-def apply_adapters(transformer: Any, adapters: list[tuple[Path, float]]) -> None:
-    """Merge each adapter into ``transformer``'s weights: W += strength · (α/r) · B·A.
-
-    Raises:
-        LoraError: a missing or malformed adapter folder, or one for another model.
-    """
-    modules = dict(transformer.named_modules())
-    for folder, strength in adapters:
-        try:
-            config = json.loads((folder / ADAPTER_CONFIG).read_text())
-            tensors = safetensors.torch.load_file(str(folder / ADAPTER_FILE))
-        except (OSError, ValueError) as error:
-            raise LoraError(f"adapter {folder}: cannot be read ({error})") from None
-        scale = strength * float(config["alpha"]) / float(config["rank"])
-        for key, down in tensors.items():
-            if ".lora_A." not in key:
-                continue
-            name = key.split(".lora_A.")[0]
-            up = tensors.get(key.replace(".lora_A.", ".lora_B."))
-            module = modules.get(name)
-            if up is None or module is None or not hasattr(module, "weight"):
-                raise LoraError(f"adapter {folder} does not fit this model ({name})")
-            with torch.no_grad():
-                module.weight += (scale * (up.float() @ down.float())).to(module.weight.dtype)

@@ -24,9 +24,9 @@ import numpy as np
 import soundfile
 import torch
 
-from rig.engines.gan_render import synthesize, vocode_loops
 from rig.pictures import mel_image
 from rig.release import read_config
+from rig.synthesis import synthesize, vocode_loops
 from rig.train.gan import griffin_lim
 from rig.train.vocoder import full_band_mel, log_mel_frames
 

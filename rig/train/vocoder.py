@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rig.checkpoint import LoopAudio
-from rig.engines.device import pick_device
+from rig.compute import pick_device
+from rig.loop_model import LoopAudio
 from rig.nn.istft import IstftConfig
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator

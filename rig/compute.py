@@ -1,4 +1,5 @@
-"""Device and precision choice for torch engines (CUDA when present, the CPU otherwise)."""
+"""Torch device and precision, shared by the engines and the trainers (CUDA when present, the
+CPU otherwise)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterator
 
 import torch
 
-from rig.engines.base import EngineError
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine does not have; the message says what to set."""
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -16,15 +19,16 @@ def pick_device(setting: str = "auto") -> torch.device:
     """``"auto"`` → the first CUDA device if there is one, else the CPU.
 
     Raises:
-        EngineError: CUDA was asked for and is not available.
+        DeviceError: CUDA was asked for and is not available.
     """
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(setting)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise EngineError(
+        raise DeviceError(
             f"device {setting!r} was asked for, but this machine has no CUDA GPU "
-            'that torch can use; set gan.device = "cpu" or "auto"'
+            'that torch can use; set the device to "cpu" or "auto" (gan.device, '
+            "diffusion.device or --device)"
         )
     return device
 

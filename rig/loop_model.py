@@ -17,7 +17,6 @@ models share. Loading is strict: a missing or unexpected key or a wrong shape is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,11 @@ from rig.release import (
     CONFIG,
     FORMAT_VERSION,
     CheckpointError,
+    directions_of,
     read_config,
+    write_config,
+    write_tensors,
+    write_text,
 )
 
 GENERATOR_FILE = "generator.safetensors"
@@ -150,19 +153,21 @@ def new_loop_model(
     Raises:
         CheckpointError: the generator, vocoder and audio shapes disagree.
     """
-    torch.manual_seed(seed)
     check_shapes(audio, generator, vocoder)
-    gen = Generator(generator)
-    dirs = {}
-    for direction, (low, high, text) in (directions or {}).items():
-        vector = torch.randn(generator.w_dim)
-        dirs[direction] = Direction(vector / vector.norm(), low, high, text)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        gen = Generator(generator)
+        dirs = {}
+        for direction, (low, high, text) in (directions or {}).items():
+            vector = torch.randn(generator.w_dim)
+            dirs[direction] = Direction(vector / vector.norm(), low, high, text)
+        vocoder_net = build_vocoder(vocoder)
     return LoopModel(
         name,
         audio,
         gen,
         MelFrontEnd(audio.mel),
-        build_vocoder(vocoder),
+        vocoder_net,
         vocoder,
         dirs,
         material,
@@ -211,26 +216,25 @@ def save_loop_model(model: LoopModel, folder: Path, card: str | None = None) -> 
             for name, d in model.directions.items()
         },
     }
-    _save_tensors(_generator_bundle(model).state_dict(), folder / GENERATOR_FILE)
+    write_tensors(folder, GENERATOR_FILE, _generator_bundle(model).state_dict())
     if model.shared_vocoder is None:
-        _save_tensors(model.vocoder.state_dict(), folder / VOCODER_FILE)
-    _save_tensors({n: d.vector for n, d in model.directions.items()}, folder / DIRECTIONS_FILE)
-    (folder / CARD_FILE).write_text(card or _default_card(model), encoding="utf-8")
-    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        write_tensors(folder, VOCODER_FILE, model.vocoder.state_dict())
+    write_tensors(folder, DIRECTIONS_FILE, {n: d.vector for n, d in model.directions.items()})
+    write_text(folder, CARD_FILE, card or _default_card(model))
+    write_config(folder, config)  # last: a folder without it is not a release folder yet
     return folder
 
 
 def save_vocoder(vocoder: nn.Module, cfg: VocoderConfig, mel: MelSpec, folder: Path) -> Path:
     """Write a shared vocoder folder (``config.json`` kind "vocoder" + ``vocoder.safetensors``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    _save_tensors(vocoder.state_dict(), folder / VOCODER_FILE)
+    write_tensors(folder, VOCODER_FILE, vocoder.state_dict())
     config = {
         "format_version": FORMAT_VERSION,
         "kind": "vocoder",
         "audio": mel.to_dict(),
         "vocoder": cfg.to_dict(),
     }
-    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_config(folder, config)
     return folder
 
 
@@ -253,9 +257,7 @@ def load_loop_model(folder: Path, device: str | torch.device = "cpu") -> LoopMod
         shared = config["vocoder"] if isinstance(config["vocoder"], str) else None
         voc_folder = folder.parent / shared if shared else folder
         voc_cfg = _vocoder_config(config, voc_folder, audio.mel)
-        listed = config.get("directions", {})
-        ranges = {n: (float(d["range"][0]), float(d["range"][1])) for n, d in listed.items()}
-        texts = {n: str(d.get("description", "")) for n, d in listed.items()}
+        listed = directions_of(config)
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder / CONFIG}: bad or missing field: {error}") from None
     model = new_loop_model(
@@ -269,15 +271,15 @@ def load_loop_model(folder: Path, device: str | torch.device = "cpu") -> LoopMod
     model.shared_vocoder, model.folder = shared, folder
     load_strict(_generator_bundle(model), folder / GENERATOR_FILE)
     load_strict(model.vocoder, voc_folder / VOCODER_FILE)
-    vectors = _read_tensors(folder / DIRECTIONS_FILE) if ranges else {}
-    _check_keys(folder / DIRECTIONS_FILE, set(ranges), set(vectors), {})
-    for name, (low, high) in ranges.items():
+    vectors = _read_tensors(folder / DIRECTIONS_FILE) if listed else {}
+    _check_keys(folder / DIRECTIONS_FILE, set(listed), set(vectors), {})
+    for name, (low, high, text) in listed.items():
         vector = vectors[name].float()
         if vector.shape != (gen_cfg.w_dim,) or not torch.isfinite(vector).all():
             raise CheckpointError(
                 f"{folder / DIRECTIONS_FILE}: {name!r} is not a finite [{gen_cfg.w_dim}] vector"
             )
-        model.directions[name] = Direction(vector / vector.norm(), low, high, texts[name])
+        model.directions[name] = Direction(vector / vector.norm(), low, high, text)
     return model.ready(device)
 
 
@@ -350,13 +352,6 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
-
-
-def _save_tensors(tensors: Mapping[str, torch.Tensor], path: Path) -> None:
-    data = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    part = path.with_name(path.name + ".part")
-    safetensors.torch.save_file(data, str(part))
-    part.replace(path)
 
 
 def _generator_bundle(model: LoopModel) -> nn.Module:
