@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rig {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages; errors with tracebacks"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     perform = sub.add_parser("perform", help="run the rig for a show (session, OSC link, ...)")
@@ -131,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, overrides=_overrides(args))
         return int(COMMANDS[args.command](args, config))
     except (ConfigError, ValueError, OSError, RuntimeError) as error:
+        if args.verbose:  # a bug report needs the whole story
+            traceback.print_exc()
         print(f"rig: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

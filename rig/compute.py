@@ -12,6 +12,7 @@ import torch
 class DeviceError(RuntimeError):
     """A device was asked for that this machine does not have; the message says what to set."""
 
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

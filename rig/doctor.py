@@ -21,9 +21,7 @@ from rig.link import Link, LinkEvent, RetryPolicy
 from rig.takes import TakeError, TakeStore
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
-OPTIONAL_TOOLS = {
-    "rubberband": "higher-quality time-stretching",
-    "sox": "audio conversions in scripts",
+OPTIONAL_TOOLS = {  # programs rig itself runs (time-stretching is pedalboard's own Rubber Band)
     "chromium": "the browser tests",
     "node": "the device logic tests",
 }

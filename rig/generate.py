@@ -1,4 +1,5 @@
-"""The long-running and end-to-end commands: ``rig perform`` and ``rig generate``."""
+"""``rig generate``: one take made in this process (engine → loop tools → take), then one load
+into a device slot, waiting for its answer."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
@@ -53,6 +53,21 @@ class RetryPolicy:
         return min(self.max_s, self.first_s * self.factor ** (sent - 1))
 
 
+SlotStatus = Literal["empty", "pending", "loaded", "failed"]
+EventKind = Literal[
+    "hello",
+    "loaded",
+    "error",
+    "tempo",
+    "timesig",
+    "playing",
+    "pong",
+    "load_failed",
+    "cc",
+    "action",
+]
+
+
 @dataclass
 class SlotState:
     """What the rig believes one device slot holds."""
@@ -62,7 +77,7 @@ class SlotState:
     bpm: float = 0.0
     bars: int = 0
     beats: int = 0  # quarter notes in the loop
-    status: str = "empty"  # empty | pending | loaded | failed
+    status: SlotStatus = "empty"
     req_id: int | None = None  # the request awaiting an acknowledgement
     error: str | None = None
     playing: bool = False
@@ -85,9 +100,7 @@ class LinkState:
 class LinkEvent:
     """Something the device said or the link concluded (``kind`` names it)."""
 
-    kind: (
-        str  # hello | loaded | error | tempo | timesig | playing | pong | load_failed | cc | action
-    )
+    kind: EventKind
     data: dict[str, Any]
 
 
@@ -210,10 +223,10 @@ class Link:
 
     # -- requests --------------------------------------------------------------------------
     def send_take(self, slot: int, take: Take) -> int:
-        """Ask the device to load ``take`` into ``slot`` (its tempo, bars and beats from the
-        take's sidecar); see :meth:`load`."""
-        bpm, bars, beats = take.loop_facts
-        return self.load(slot, take.wav, bpm, bars, beats, take.id)
+        """Ask the device to load ``take`` into ``slot`` (the loop's tempo, bars and quarter
+        notes as written); see :meth:`load`."""
+        loop = take.loop
+        return self.load(slot, take.wav, loop.bpm, loop.bars, loop.quarters, take.id)
 
     def load(self, slot: int, path: Path, bpm: float, bars: int, beats: int, take_id: str) -> int:
         """Ask the device to load ``path`` (``bars`` bars, ``beats`` quarter notes at ``bpm``)
@@ -336,7 +349,8 @@ class Link:
                 if s.path and s.take_id and n <= slots
             ]
         if port is not None and port != self.osc.port:
-            log.warning(
+            self._limited.warning(
+                "hello-port",
                 "the device listens on UDP %d but the rig sends to %d: set RIG_OSC_PORT=%d "
                 "(osc.port) or the device's OSC In Port",
                 port, self.osc.port, port,
@@ -466,7 +480,7 @@ class Link:
         argument = _int(args[1]) if len(args) == 2 else None
         self._emit("action", {"name": args[0], "argument": argument})
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+    def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
         event = LinkEvent(kind, data)
         for callback in list(self._subscribers):
             try:

@@ -4,9 +4,10 @@ The pipeline (:func:`make_loop`) is: check → (trim silence) → resample → f
 tail → fold the tail into the head with an equal-power crossfade (click-free seam) → normalise
 loudness → limit peaks. Nothing here writes files; errors are :class:`LoopError` naming the problem.
 
-Sources: loudness is ITU-R BS.1770 through pyloudnorm; time-stretch is librosa's phase vocoder
-(pitch kept); resampling is librosa (soxr); the limiter's gain curve is built from scipy.ndimage
-min/mean filters in ``wrap`` mode so the loop's own wrap is treated as continuous.
+Sources: loudness is ITU-R BS.1770 through pyloudnorm; time-stretch is Rubber Band (R2, crisp
+transients) through pedalboard (pitch kept); resampling is librosa (soxr); the limiter's gain
+curve is built from scipy.ndimage min/mean filters in ``wrap`` mode so the loop's own wrap is
+treated as continuous.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ and a reader thread on a mido input port chosen by name.
 
     port = "nanoKONTROL2"           # input port name (or a unique part of it)
     channel = 0                      # optional: only this channel (0-15)
-    [cc]                             # CC number = control name (rig/params.py schema)
-    16 = "morph"
+    [cc]                             # CC number = control: "engine.name", or a name of the
+    16 = "morph"                     # chosen engine's controls (of the one engine that has it)
     17 = "variation"
     18 = "spread"
     19 = "complexity"
@@ -95,6 +95,10 @@ def _midi_number(value: Any, what: str) -> int:
     return number
 
 
+def _is_action(target: str) -> bool:
+    return bool(target.split()) and target.split()[0] in ACTIONS
+
+
 def parse_action(text: str) -> tuple[str, int | None]:
     """``"generate 2"`` → ("generate", 2); ``"vary"`` → ("vary", None)."""
     parts = text.split()
@@ -117,11 +121,19 @@ class MidiController:
         self._stop = threading.Event()
 
     def learn(self, target: str) -> None:
-        """Bind the next CC (for a control) or note (for an action, e.g. "generate 3")."""
-        if target.split()[0] in ACTIONS:
+        """Bind the next CC (for a control: ``engine.name`` or a bare name) or note (for an
+        action, e.g. "generate 3").
+
+        Raises:
+            ActionError / ValueError: neither a control nor an action.
+        """
+        if _is_action(target):
             parse_action(target)
-        elif target not in self.performance.schema:
-            raise ActionError(f"cannot learn {target!r}: not a control or an action")
+        else:
+            try:
+                self.performance.resolve(target)
+            except ActionError as error:
+                raise ActionError(f"cannot learn {target!r}: not an action, and {error}") from None
         self.learning = target
 
     def handle(self, message: Any) -> None:
@@ -144,7 +156,7 @@ class MidiController:
 
     def on_cc(self, number: int, value: int) -> None:
         """A CC (from a port or ``/rig/cc``): learn it, or move its control."""
-        if self.learning and self.learning in self.performance.schema:
+        if self.learning and not _is_action(self.learning):
             self.mapping.cc[number] = self.learning
             self.last_event = f"CC {number} → {self.learning} (learned)"
             self.learning = None
@@ -156,7 +168,7 @@ class MidiController:
 
     def on_note(self, number: int) -> None:
         """A note-on: learn it, or run its action (which only enqueues)."""
-        if self.learning and self.learning not in self.performance.schema:
+        if self.learning and _is_action(self.learning):
             self.mapping.notes[number] = parse_action(self.learning)
             self.last_event = f"note {number} → {self.learning} (learned)"
             self.learning = None

@@ -8,12 +8,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rig.config import Config
-from rig.engines.base import Request, check_seed, check_slot
+from rig.engines.base import EngineError, EngineKind, Recipe, check_seed, check_slot, engine_kind
 from rig.link import Link
 from rig.params import Param, ParamError
 from rig.presets import Preset, PromptSet
@@ -41,7 +41,8 @@ class ActionError(ValueError):
 
 @dataclass
 class Fields:
-    """What the next generation uses, as the performer set it."""
+    """What the next generation uses, as the performer set it: the page shows exactly this, and
+    every entry point (page, MIDI, OSC, presets) changes it through :class:`Performance`."""
 
     text: str = ""
     tempo: float | None = None  # None: Live's tempo
@@ -53,7 +54,7 @@ class Fields:
     model: str | None = None  # None: the engine picks from the prompt
     slot: int | None = 1  # None: do not send
     seed: int | None = None  # locked seed; None: a fresh one each time
-    controls: dict[str, float] = field(default_factory=dict)
+    controls: dict[str, dict[str, float]] = field(default_factory=dict)  # engine → name → value
 
 
 class ActionBudget:
@@ -76,31 +77,46 @@ class ActionBudget:
 
 
 class Performance:
-    """Shared by the UI, MIDI and OSC handlers; thread-safe."""
+    """Shared by the UI, MIDI and OSC handlers; thread-safe.
+
+    Args:
+        config: the rig's configuration.
+        session: the queue the actions feed (its registry names the engines).
+        link: the device link (None: takes are only written).
+        sets: the prompt sets of the presets.
+    """
 
     def __init__(
         self,
         config: Config,
         session: Session,
         link: Link | None,
-        schema: list[Param],
         sets: list[PromptSet] | None = None,
     ) -> None:
         self.config = config
         self.session = session
         self.link = link
-        self.schema = {p.name: p for p in schema}
+        self.kinds = _load_kinds(session.engines, self.notice)
+        self.schemas = {n: {p.name: p for p in k.params(config)} for n, k in self.kinds.items()}
         self.sets = list(sets or [])
-        self.fields = Fields(controls={p.name: p.default for p in schema})
+        controls = {n: {p.name: p.default for p in s.values()} for n, s in self.schemas.items()}
+        engine = "gan" if "gan" in self.kinds else next(iter(self.kinds), "gan")
+        self.fields = Fields(engine=engine, controls=controls)
         self.set_index = 0
         self.preset_index = -1  # none chosen yet
-        self.last: Request | None = None
+        self.last: Recipe | None = None
+        self.revision = 0  # bumped by every change of the fields (the page redraws on it)
         self._lock = threading.RLock()
         self._retempo: threading.Timer | None = None
         self.budget = ActionBudget(config.session.actions_per_s)
         self.notices: deque[str] = deque(maxlen=5)  # what went wrong for MIDI / OSC, newest last
 
     # -- state -----------------------------------------------------------------------------
+    def snapshot(self) -> Fields:
+        """A copy of the fields (safe to read on any thread)."""
+        with self._lock:
+            return _copy(self.fields)
+
     def update(self, **changes: Any) -> Fields:
         """Change fields (``text="..."``, ``slot=2``, ...); returns a copy of the new state.
 
@@ -108,8 +124,8 @@ class Performance:
         (page, MIDI, OSC, a preset).
 
         Raises:
-            ActionError: an unknown field; PromptError / RequestError: a value out of range,
-                naming the field.
+            ActionError: an unknown field or engine; PromptError / RequestError: a value out of
+                range, naming the field.
         """
         with self._lock:
             unknown = sorted(set(changes) - set(Fields.__dataclass_fields__) - {"controls"})
@@ -117,11 +133,14 @@ class Performance:
                 raise ActionError(f"unknown field(s) {', '.join(unknown)}")
             checked = {name: self._check(name, value) for name, value in changes.items()}
             self.fields = replace(self.fields, **checked)
-            return replace(self.fields, controls=dict(self.fields.controls))
+            self.revision += 1
+            return _copy(self.fields)
 
     def _check(self, name: str, value: Any) -> Any:
         """``value`` of field ``name`` as the prompt and request rules accept it."""
-        if value is None or name in ("engine", "model", "controls"):
+        if name == "engine":
+            return self.kind(str(value)).name
+        if value is None or name in ("model", "controls"):
             return value
         if name == "text":
             parse_prompt(str(value))
@@ -139,26 +158,67 @@ class Performance:
         }
         return checks[name](value)
 
+    def kind(self, engine: str) -> EngineKind:
+        """The registered engine ``engine``.
+
+        Raises:
+            ActionError: no such engine (the known ones are listed).
+        """
+        if engine not in self.kinds:
+            known = ", ".join(sorted(self.kinds)) or "none"
+            raise ActionError(f"no engine named {engine!r}; available: {known}")
+        return self.kinds[engine]
+
     def check_slot(self, value: object) -> int:
         """A slot the device has (its hello's count; 8 until it says hello)."""
         slots = self.link.snapshot().device_slots if self.link is not None else None
         return check_slot(value, slots or DEFAULT_SLOTS)
 
-    def set_control(self, name: str, value: float) -> float:
-        """Set a control to ``value`` (clamped to its range); returns the value set."""
-        param = self._param(name)
+    def control_names(self) -> list[str]:
+        """Every engine's controls as ``engine.name`` (for MIDI learn and the docs)."""
+        return [f"{e}.{n}" for e, schema in self.schemas.items() for n in schema]
+
+    def resolve(self, name: str) -> tuple[str, Param]:
+        """The engine and parameter a control name means: ``engine.name``, or a bare name of
+        the chosen engine's controls, else of the one engine that has it (as a MIDI mapping
+        written for one engine keeps working).
+
+        Raises:
+            ActionError: no engine has it, or several do and none is chosen.
+        """
         with self._lock:
-            self.fields.controls[name] = param.clamp(value)
-            return self.fields.controls[name]
+            return self._resolve(name, self.fields.engine)
+
+    def _resolve(self, name: str, chosen: str) -> tuple[str, Param]:
+        engine, dot, bare = name.partition(".")
+        if dot:
+            schema = self.schemas.get(engine, {})
+            if bare not in schema:
+                raise ActionError(f"no control named {name!r}; known: {self._known()}")
+            return engine, schema[bare]
+        if name in self.schemas.get(chosen, {}):
+            return chosen, self.schemas[chosen][name]
+        owners = [e for e, schema in self.schemas.items() if name in schema]
+        if len(owners) != 1:
+            problem = "several engines have" if owners else "no engine has"
+            raise ActionError(f"{problem} a control named {name!r}; known: {self._known()}")
+        return owners[0], self.schemas[owners[0]][name]
+
+    def _known(self) -> str:
+        return ", ".join(self.control_names()) or "none"
+
+    def set_control(self, name: str, value: float) -> float:
+        """Set a control (``engine.name`` or a bare name, see :meth:`resolve`) to ``value``,
+        clamped to its range; returns the value set."""
+        engine, param = self.resolve(name)
+        with self._lock:
+            self.fields.controls.setdefault(engine, {})[param.name] = param.clamp(value)
+            self.revision += 1
+            return self.fields.controls[engine][param.name]
 
     def set_control_unit(self, name: str, position: float) -> float:
         """Set a control from a controller position in [0, 1] (a CC value / 127)."""
-        return self.set_control(name, self._param(name).from_unit(position))
-
-    def _param(self, name: str) -> Param:
-        if name not in self.schema:
-            raise ActionError(f"no control named {name!r}; known: {', '.join(self.schema)}")
-        return self.schema[name]
+        return self.set_control(name, self.resolve(name)[1].from_unit(position))
 
     def prompt(self) -> Prompt:
         """The structured prompt: the text's own fields, overridden by the set fields."""
@@ -174,45 +234,34 @@ class Performance:
                 instrument=f.instrument or parsed.instrument,
             )
 
-    # -- actions ---------------------------------------------------------------------------
-    def generate(self, slot: int | None = None) -> Job:
-        """Queue the current prompt (into ``slot``, else the chosen slot)."""
+    def recipe(self, slot: int | None = None) -> Recipe:
+        """What Generate makes now (into ``slot``, else the chosen slot)."""
         with self._lock:
             f = self.fields
-            request = Request(
+            return Recipe(
                 self.prompt(),
                 f.engine,
                 f.model,
                 f.slot if slot is None else self.check_slot(slot),
                 f.seed,
-                self._controls_for(f.engine, f.controls),
+                dict(f.controls.get(f.engine, {})),
             )
-        return self._submit(request)
+
+    # -- actions ---------------------------------------------------------------------------
+    def generate(self, slot: int | None = None) -> Job:
+        """Queue the current recipe (into ``slot``, else the chosen slot)."""
+        return self._submit(self.recipe(slot))
 
     def vary(self, take: Take | None = None) -> Job:
-        """The same prompt and controls as ``take`` (or the last request), with a new seed."""
-        base = self._request_of(take) if take is not None else self.last
+        """``take``'s recipe (or the last one queued) with a new seed."""
+        base = take.recipe if take is not None else self.last
         if base is None:
             raise ActionError("nothing to vary yet: generate first")
-        return self._submit(replace(base, seed=None, target=None, id=0))
+        return self._submit(replace(base, seed=None, target=None))
 
     def regenerate(self, take: Take) -> Job:
-        """``take`` again, identically (its seed, controls and recorded latent)."""
-        return self._submit(self._regeneration(take))
-
-    def _regeneration(self, take: Take) -> Request:
-        """The request that makes ``take`` again (its seed, controls and recorded latent)."""
-        request = self._request_of(take)
-        info = take.meta.get("engine_info", {})
-        if request.engine == "gan" and isinstance(info.get("w"), list):
-            controls = {**request.controls, "morph": 1.0}
-            request = replace(
-                request,
-                controls=controls,
-                target=tuple(info["w"]),
-                model=info.get("model", request.model),
-            )
-        return request
+        """``take`` again, identically: the recipe its engine said makes it again."""
+        return self._submit(take.replay)
 
     def send(self, take: Take, slot: int) -> int:
         """Load ``take`` into device ``slot``; returns the link's request id."""
@@ -221,7 +270,8 @@ class Performance:
         return self.link.send_take(slot, take)
 
     def load_preset(self, set_index: int, preset_index: int) -> Preset:
-        """Put a preset into the fields (text, slot, seed, engine, model, controls)."""
+        """Put a preset into the fields: its text (tempo, key and the rest as the text says),
+        slot, seed, engine, model and its engine's controls."""
         with self._lock:
             if not 0 <= set_index < len(self.sets):
                 raise ActionError(f"no prompt set {set_index + 1} (there are {len(self.sets)})")
@@ -229,17 +279,22 @@ class Performance:
             if not 0 <= preset_index < len(presets):
                 raise ActionError(f"no prompt {preset_index + 1} in {self.sets[set_index].name}")
             preset = presets[preset_index]
+            engine = self.kind(preset.engine).name if preset.engine else self.fields.engine
+            controls = {e: dict(values) for e, values in self.fields.controls.items()}
+            for name, value in preset.controls.items():
+                try:
+                    owner, param = self._resolve(name, engine)
+                except ActionError as error:  # a control of a model that is not installed
+                    self.notice(f"preset {preset_index + 1}: {error}")
+                    continue
+                controls.setdefault(owner, {})[param.name] = param.clamp(value)
             self.set_index, self.preset_index = set_index, preset_index
-            controls = dict(self.fields.controls)
-            controls.update(
-                {k: self._param(k).clamp(v) for k, v in preset.controls.items() if k in self.schema}
-            )
             self.fields = replace(
                 self.fields,
                 text=preset.text,
                 slot=preset.slot or self.fields.slot,
                 seed=preset.seed,
-                engine=preset.engine or self.fields.engine,
+                engine=engine,
                 model=preset.model,
                 controls=controls,
                 tempo=None,
@@ -248,6 +303,7 @@ class Performance:
                 genre=None,
                 instrument=None,
             )
+            self.revision += 1
             return preset
 
     def step_preset(self, step: int) -> Preset:
@@ -272,20 +328,21 @@ class Performance:
             self._retempo.start()
 
     def retempo(self, bpm: float) -> list[Job]:
-        """Queue a re-render at ``bpm`` for each slot whose take is a GAN take of this session
-        made at another tempo; returns the jobs."""
+        """Queue a re-render at ``bpm`` for each slot whose take is of this session, made at
+        another tempo by an engine that follows the tempo (the GAN engine); returns the jobs."""
         if self.link is None:
             return []
         jobs = []
         for slot, state in sorted(self.link.snapshot().slots.items()):
             take = self.find_take(state.take_id)
-            if take is None or take.meta.get("engine") != "gan":
+            kind = self.kinds.get(take.replay.engine) if take is not None else None
+            if take is None or kind is None or not kind.follows_tempo:
                 continue
-            if abs(take.loop_facts[0] - bpm) < 0.01:
+            if abs(take.loop.bpm - bpm) < 0.01:
                 continue
-            request = self._regeneration(take)
-            prompt = replace(request.prompt, tempo=bpm)
-            jobs.append(self._submit(replace(request, prompt=prompt, slot=slot)))
+            replay = take.replay
+            prompt = replace(replay.prompt, tempo=bpm)
+            jobs.append(self._submit(replace(replay, prompt=prompt, slot=slot)))
         return jobs
 
     def close(self) -> None:
@@ -325,58 +382,64 @@ class Performance:
             return self.step_preset(1 if name == "next_preset" else -1)
         raise ActionError(f"no action named {name!r}; known: {', '.join(ACTIONS)}")
 
-    # -- views -----------------------------------------------------------------------------
+    # -- views ---------------------------------------------------------------------------
     def history(self, limit: int = 50) -> list[Job]:
         """Finished and failed jobs, newest first."""
-        jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)
-        return [j for j in jobs if j.status in ("done", "failed", "cancelled")][:limit]
+        jobs = self.session.snapshot()
+        return [j for j in reversed(jobs) if j.status in ("done", "failed", "cancelled")][:limit]
 
     def find_take(self, take_id: str | None) -> Take | None:
         """A take of this session by id (None when unknown)."""
-        for job in self.session.jobs.values():
+        for job in self.session.snapshot():
             if job.take is not None and job.take.id == take_id:
                 return job.take
         return None
 
     def current(self) -> Job | None:
         """The running job, else the newest queued one, else the newest of all."""
-        jobs = sorted(self.session.jobs.values(), key=lambda j: j.request.id, reverse=True)
+        jobs = self.session.snapshot()[::-1]
         for status in ("running", "queued"):
             for job in jobs:
                 if job.status == status:
                     return job
         return jobs[0] if jobs else None
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _controls_for(self, engine: str, controls: Mapping[str, float]) -> dict[str, float]:
-        """Controls apply to the GAN engine; other engines get none."""
-        return dict(controls) if engine == "gan" else {}
+    def describe(self, take: Take) -> str:
+        """The stage's line about ``take``, from its engine."""
+        kind = self.kinds.get(take.replay.engine)
+        return kind.describe(take) if kind is not None else ""
 
-    def _submit(self, request: Request) -> Job:
+    # -- helpers ---------------------------------------------------------------------------
+    def _submit(self, recipe: Recipe) -> Job:
         try:
-            job = self.session.submit(request)
+            job = self.session.submit(recipe)
         except (ParamError, ValueError, SessionError) as error:
             raise ActionError(str(error)) from None
         with self._lock:
-            self.last = job.request
+            self.last = job.request.recipe
         return job
-
-    def _request_of(self, take: Take) -> Request:
-        meta = take.meta
-        return Request(
-            parse_prompt(meta["prompt"]["full"]),
-            str(meta["engine"]),
-            meta.get("model"),
-            meta.get("slot"),
-            meta.get("seed"),
-            dict(meta.get("controls", {})),
-        )
 
     def _last_take(self) -> Take:
         for job in self.history():
             if job.take is not None:
                 return job.take
         raise ActionError("no take yet to regenerate")
+
+
+def _load_kinds(registry: Mapping[str, str], say: Callable[[str], None]) -> dict[str, EngineKind]:
+    """The registered engines that can be described here (one that cannot is said and left
+    out; the session reports it again when asked to run it)."""
+    kinds = {}
+    for name in registry:
+        try:
+            kinds[name] = engine_kind(name, registry)
+        except EngineError as error:
+            say(str(error))
+    return kinds
+
+
+def _copy(fields: Fields) -> Fields:
+    return replace(fields, controls={e: dict(v) for e, v in fields.controls.items()})
 
 
 def _number_or_text(value: Any) -> bool:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal
 
 from rig.config import TEMPO_RANGE, Config
 from rig.engines.base import (
@@ -30,12 +30,12 @@ from rig.engines.base import (
     EngineError,
     EngineOutput,
     ProgressFn,
+    Recipe,
     Request,
     build_engine,
 )
 from rig.link import Link, LinkError
 from rig.loops import make_loop
-from rig.prompt import format_prompt
 from rig.takes import Take, TakeStore
 
 __all__ = [
@@ -82,12 +82,15 @@ def restart_delay(failures: int) -> float:
     return 0.0 if failures <= 1 else min(RESTART_BACKOFF_MAX_S, 0.25 * 2 ** (failures - 1))
 
 
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
 @dataclass
 class Job:
     """A request and what became of it."""
 
     request: Request
-    status: str = "queued"  # queued | running | done | failed | cancelled
+    status: JobStatus = "queued"
     take: Take | None = None
     error: str | None = None
     step: int = 0  # progress: step of total
@@ -103,16 +106,18 @@ def produce_take(
     """Run one request end to end: engine → loop tools → take store.
 
     Args:
-        request: with ``prompt.tempo`` and ``prompt.bars`` filled (defaults apply otherwise).
+        request: with ``prompt.tempo`` and ``prompt.bars`` filled (defaults apply otherwise)
+            and its seed drawn (a fresh one otherwise).
 
     Returns:
-        The written :class:`Take`.
+        The written :class:`Take`: the request's recipe, and the engine's replay recipe.
 
     Raises:
         LoopError, TakeError, EngineError, Cancelled: nothing is written then.
     """
-    prompt = request.prompt.with_defaults(config.music.tempo, config.music.bars, config.music.meter)
-    request = replace(request, prompt=prompt)
+    music = config.music
+    prompt = request.prompt.with_defaults(music.tempo, music.bars, music.meter)
+    request = replace(request, prompt=prompt).seeded()
     output = engine.generate(request, progress)
     assert prompt.tempo is not None and prompt.bars is not None
     loop = make_loop(
@@ -125,26 +130,7 @@ def produce_take(
         source_bpm=output.source_bpm,
         trim=not output.bar_aligned,
     )
-    meta = {
-        "prompt": {
-            "text": prompt.text,
-            "full": format_prompt(prompt),
-            "tempo": prompt.tempo,
-            "key": prompt.key,
-            "bars": prompt.bars,
-            "genre": prompt.genre,
-            "instrument": prompt.instrument,
-            "tags": dict(prompt.tags),
-        },
-        "engine": request.engine,
-        "model": request.model,
-        "seed": request.seed,
-        "slot": request.slot,
-        "controls": dict(request.controls),
-        "request_id": request.id,
-        "engine_info": dict(output.metadata),
-    }
-    take = store.write(loop, meta)
+    take = store.write(loop, request.recipe, output.replay, output.metadata, request.id)
     return replace(take, spectrogram=output.spectrogram)
 
 
@@ -294,21 +280,22 @@ class Session:
         self.close()
 
     # -- requests --------------------------------------------------------------------------
-    def submit(self, request: Request) -> Job:
-        """Queue ``request``; the prompt's missing tempo/bars become Live's tempo or the defaults.
+    def submit(self, recipe: Recipe) -> Job:
+        """Queue ``recipe`` as a new request; the prompt's missing tempo/bars become Live's tempo
+        or the defaults, and a missing seed a fresh one.
 
         Raises:
             SessionError: unknown engine.
         """
-        if request.engine not in self.engines:
+        if recipe.engine not in self.engines:
             available = ", ".join(sorted(self.engines)) or "none are installed yet"
-            raise SessionError(f"no engine named {request.engine!r}; available: {available}")
+            raise SessionError(f"no engine named {recipe.engine!r}; available: {available}")
         live = self.link.snapshot() if self.link is not None else None
         music = self.config.music
         tempo = music.tempo
         if live is not None and live.tempo is not None:
             tempo = fold_tempo(live.tempo)
-            if tempo != live.tempo and request.prompt.tempo is None:
+            if tempo != live.tempo and recipe.prompt.tempo is None:
                 self._warn_once(
                     f"Live's tempo {live.tempo:g} BPM is outside {TEMPO_RANGE[0]:g}-"
                     f"{TEMPO_RANGE[1]:g}: loops are made at {tempo:g} BPM "
@@ -317,8 +304,8 @@ class Session:
         meter = live.meter if live is not None and live.meter is not None else music.meter
         with self._lock:
             waiting = [self.jobs[i] for i in self._queue]
-            if self.config.session.latest_wins and request.slot is not None:
-                for old in [j for j in waiting if j.request.slot == request.slot]:
+            if self.config.session.latest_wins and recipe.slot is not None:
+                for old in [j for j in waiting if j.request.slot == recipe.slot]:
                     self._queue.remove(old.request.id)
                     self._finish(old, "cancelled", error="replaced by a newer request for its slot")
                 waiting = [self.jobs[i] for i in self._queue]
@@ -328,8 +315,9 @@ class Session:
                     "cancel some or wait"
                 )
             self._ids += 1
-            prompt = request.prompt.with_defaults(tempo, music.bars, meter)
-            job = Job(replace(request.seeded(), id=self._ids, prompt=prompt), submitted=time.time())
+            prompt = recipe.prompt.with_defaults(tempo, music.bars, meter)
+            request = Request.of(replace(recipe, prompt=prompt).seeded(), self._ids)
+            job = Job(request, submitted=time.time())
             self.jobs[job.request.id] = job
             self._queue.append(job.request.id)
             self._changed.notify_all()
@@ -377,6 +365,12 @@ class Session:
     def subscribe(self, callback: Callable[[Job], None]) -> None:
         """Call ``callback(job)`` on every change of a job (on the session's thread)."""
         self._subscribers.append(callback)
+
+    def snapshot(self) -> list[Job]:
+        """Copies of every job, oldest first: safe to read on any thread while requests are
+        submitted and the worker reports progress."""
+        with self._lock:
+            return [replace(job) for job in self.jobs.values()]
 
     def queue_depth(self) -> int:
         """Requests waiting, the running one included."""
@@ -437,11 +431,12 @@ class Session:
         elif kind == "done":
             self._finish(job, "done", take=message[2])
             self._announce(job)
-        else:  # failed | cancelled
-            self._finish(job, kind, error=message[2] if len(message) > 2 else "cancelled")
+        else:
+            status: JobStatus = "failed" if kind == "failed" else "cancelled"
+            self._finish(job, status, error=message[2] if len(message) > 2 else "cancelled")
 
     def _finish(
-        self, job: Job, status: str, take: Take | None = None, error: str | None = None
+        self, job: Job, status: JobStatus, take: Take | None = None, error: str | None = None
     ) -> None:
         with self._lock:
             job.status, job.take, job.error, job.finished = status, take, error, time.time()

@@ -18,7 +18,6 @@ from types import FrameType
 
 from rig.config import Config, is_loopback
 from rig.engines import ENGINES
-from rig.engines.gan_schema import gan_schema
 from rig.link import Link, LinkEvent
 from rig.lograte import LogLimiter
 from rig.midi import MidiController, MidiError, MidiMapping, open_input
@@ -119,7 +118,7 @@ def perform(config: Config) -> int:
     perf: Performance | None = None
     try:
         sets, problems = load_sets(config.paths.prompts)
-        perf = Performance(config, session, link, gan_schema(config.paths.models), sets)
+        perf = Performance(config, session, link, sets)
         _say(f"rig perform: takes in {session.store.folder}")
         _say(
             f"  OSC: sending to the device at {config.osc.host}:{config.osc.port}, "

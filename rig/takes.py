@@ -10,6 +10,7 @@ that lists ``*.wav`` never sees a partial file and every WAV it sees has its sid
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import json
@@ -27,7 +28,9 @@ import numpy as np
 import soundfile
 
 from rig import __version__
+from rig.engines.base import Recipe
 from rig.loops import Loop
+from rig.prompt import parse_prompt
 
 TAKE_ID_RE = re.compile(r"^(\d{8}-\d{6}(?:-\d+)?)-(\d{4,})$")
 SESSION_RE = re.compile(r"^\d{8}-\d{6}(?:-\d+)?$")  # a session folder name
@@ -38,14 +41,79 @@ class TakeError(OSError):
     """A take cannot be written or found; earlier takes are never touched."""
 
 
+SIDECAR_FORMAT = 2  # 1: the first plan's flat sidecar (still read, see Take.from_json)
+
+
+@dataclass(frozen=True)
+class LoopFacts:
+    """The loop as written: its grid and its audio."""
+
+    bpm: float
+    bars: int
+    beats_per_bar: int
+    sample_rate: int  # Hz
+    channels: int
+    samples: int  # one loop, exactly
+    duration_s: float
+    loudness_lufs: float
+    peak_dbfs: float
+    wav_format: str  # soundfile subtype, e.g. "PCM_24"
+
+    @property
+    def quarters(self) -> int:
+        """Quarter notes in the loop (what the device's transport counts)."""
+        return self.bars * self.beats_per_bar
+
+    @classmethod
+    def of(cls, loop: Loop, wav_format: str) -> LoopFacts:
+        """The facts of a finished loop."""
+        return cls(
+            loop.bpm,
+            loop.bars,
+            loop.beats_per_bar,
+            loop.sample_rate,
+            int(loop.audio.shape[0]),
+            int(loop.audio.shape[1]),
+            round(loop.seconds, 6),
+            round(loop.lufs, 2),
+            round(loop.peak_dbfs, 2),
+            wav_format,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoopFacts:
+        """From a sidecar's ``"loop"`` (or a format-1 sidecar's top level, which has
+        ``"tempo"``)."""
+        return cls(
+            float(data["bpm"] if "bpm" in data else data["tempo"]),
+            int(data["bars"]),
+            int(data.get("beats_per_bar", 4)),
+            int(data["sample_rate"]),
+            int(data["channels"]),
+            int(data["samples"]),
+            float(data["duration_s"]),
+            float(data["loudness_lufs"]),
+            float(data["peak_dbfs"]),
+            str(data.get("wav_format", "PCM_24")),
+        )
+
+
 @dataclass(frozen=True)
 class Take:
-    """A take on disk."""
+    """A take on disk: the recipe asked for, the recipe that makes it again, the loop's facts and
+    the engine's account. Written by :meth:`TakeStore.write`, read by :meth:`from_json` — every
+    reader uses these attributes, never the sidecar's keys."""
 
     id: str  # "<session>-<NNNN>"
     wav: Path  # absolute path of the WAV
     sidecar: Path  # absolute path of the JSON sidecar
-    meta: Mapping[str, Any]  # the sidecar's content
+    recipe: Recipe  # as asked, with the defaults that applied and the seed drawn
+    replay: Recipe  # makes this take again exactly (the GAN engine's w with morph 1, ...)
+    loop: LoopFacts
+    engine_info: Mapping[str, Any] = field(default_factory=dict)  # the engine's own account
+    request_id: int = 0
+    created: str = ""  # local time, ISO 8601
+    rig_version: str = ""
     # The engine's own spectrogram [n_mels, frames] (log-mel) when it has one; kept in memory for
     # the UI, never written (the WAV is the take).
     spectrogram: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -55,12 +123,74 @@ class Take:
         """The take's number within its session."""
         return int(self.id.rsplit("-", 1)[1])
 
-    @property
-    def loop_facts(self) -> tuple[float, int, int]:
-        """(BPM, bars, quarter notes) of the loop as written (the sidecar's top level)."""
-        meta = self.meta
-        bars = int(meta["bars"])
-        return float(meta["tempo"]), bars, bars * int(meta.get("beats_per_bar", 4))
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar (format :data:`SIDECAR_FORMAT`)."""
+        return {
+            "format": SIDECAR_FORMAT,
+            "take_id": self.id,
+            "file": self.wav.name,
+            "recipe": self.recipe.to_json(),
+            "replay": self.replay.to_json(),
+            "loop": dataclasses.asdict(self.loop),
+            "engine_info": dict(self.engine_info),
+            "request_id": self.request_id,
+            "created": self.created,
+            "rig_version": self.rig_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], sidecar: Path) -> Take:
+        """A take from its sidecar's content (format 2, or format 1 migrated: its recipe from the
+        prompt, engine, model, slot, seed and controls; a GAN take's replay from its recorded w).
+
+        Raises:
+            TakeError: a sidecar that cannot be read as a take (the field is named).
+        """
+        try:
+            if data.get("format") == SIDECAR_FORMAT:
+                recipe = Recipe.from_json(data["recipe"])
+                replay = Recipe.from_json(data["replay"])
+                loop = LoopFacts.from_json(data["loop"])
+            else:
+                recipe, replay = _format1_recipes(data)
+                loop = LoopFacts.from_json(data)
+            return cls(
+                str(data["take_id"]),
+                sidecar.with_suffix(".wav"),
+                sidecar,
+                recipe,
+                replay,
+                loop,
+                dict(data.get("engine_info") or {}),
+                int(data.get("request_id") or 0),
+                str(data.get("created", "")),
+                str(data.get("rig_version", "")),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise TakeError(errno.EINVAL, f"{sidecar}: not a take sidecar ({error})") from None
+
+
+def _format1_recipes(data: Mapping[str, Any]) -> tuple[Recipe, Recipe]:
+    """(recipe, replay) of a format-1 sidecar: flat prompt/engine/model/seed/slot/controls, and
+    for a GAN take the latent it landed on in ``engine_info``."""
+    recipe = Recipe(
+        parse_prompt(str(data["prompt"]["full"])),
+        str(data["engine"]),
+        data.get("model"),
+        data.get("slot"),
+        data.get("seed"),
+        dict(data.get("controls") or {}),
+    )
+    info = data.get("engine_info") or {}
+    if recipe.engine == "gan" and isinstance(info.get("w"), list):
+        replay = dataclasses.replace(
+            recipe,
+            model=info.get("model", recipe.model),
+            controls={**recipe.controls, "morph": 1.0},
+            target=tuple(info["w"]),
+        )
+        return recipe, replay
+    return recipe, recipe
 
 
 def slugify(text: str, words: int = SLUG_WORDS) -> str:
@@ -86,12 +216,22 @@ class TakeStore:
         self.wav_subtype = wav_subtype
         self._lock = threading.Lock()
 
-    def write(self, loop: Loop, meta: Mapping[str, Any]) -> Take:
-        """Write ``loop`` and its sidecar atomically.
+    def write(
+        self,
+        loop: Loop,
+        recipe: Recipe,
+        replay: Recipe | None = None,
+        engine_info: Mapping[str, Any] | None = None,
+        request_id: int = 0,
+    ) -> Take:
+        """Write ``loop`` and its sidecar atomically (the one writer of takes).
 
         Args:
             loop: the finished loop.
-            meta: prompt text and fields, engine, model, seed, latent info, ... (JSON-able).
+            recipe: what was asked (defaults applied, seed drawn).
+            replay: the recipe that makes this take again (default: ``recipe``).
+            engine_info: the engine's own account (JSON-able).
+            request_id: the session's request id.
 
         Returns:
             The written :class:`Take`.
@@ -104,13 +244,24 @@ class TakeStore:
             self._make_folder()
             number = self._next_number()
             take_id = f"{self.session}-{number:04d}"
-            stem = f"{number:04d}_{self._slug(meta)}_{loop.bpm:g}bpm_{loop.bars}bars"
+            stem = f"{number:04d}_{slugify(recipe.prompt.text)}_{loop.bpm:g}bpm_{loop.bars}bars"
             wav, sidecar = self.folder / f"{stem}.wav", self.folder / f"{stem}.json"
-            full_meta = self._sidecar(take_id, wav, loop, meta)
+            take = Take(
+                take_id,
+                wav,
+                sidecar,
+                recipe,
+                replay or recipe,
+                LoopFacts.of(loop, self.wav_subtype),
+                dict(engine_info or {}),
+                request_id,
+                time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                __version__,
+            )
             parts = [self.folder / f".{stem}.wav.part", self.folder / f".{stem}.json.part"]
             try:
                 _write_wav(parts[0], loop.audio, loop.sample_rate, self.wav_subtype)
-                _write_json(parts[1], full_meta)
+                _write_json(parts[1], take.to_json())
                 os.replace(parts[1], sidecar)
                 os.replace(parts[0], wav)
                 _fsync_dir(self.folder)
@@ -119,7 +270,7 @@ class TakeStore:
                     with contextlib.suppress(OSError):  # a read-only disk refuses this too
                         path.unlink(missing_ok=True)
                 raise TakeError(error.errno, _describe(error, self.folder)) from error
-            return Take(take_id, wav, sidecar, full_meta)
+            return take
 
     def recall(self, take_id: str) -> Take:
         """Find a take by id (``20261123-142141-0042``) or by number in this session (``42``).
@@ -134,12 +285,12 @@ class TakeStore:
             raise TakeError(errno.ENOENT, f"no take {take_id!r} in {folder}")
         sidecar = matches[0]
         try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise TakeError(
                 errno.EIO, f"take {take_id}: unreadable sidecar {sidecar}: {error}"
             ) from None
-        return Take(f"{session}-{number:04d}", sidecar.with_suffix(".wav"), sidecar, meta)
+        return Take.from_json(data, sidecar)
 
     def takes(self) -> list[Take]:
         """Every take of this session, oldest first."""
@@ -188,33 +339,6 @@ class TakeStore:
     def _next_number(self) -> int:
         return max(self._numbers(), default=0) + 1
 
-    @staticmethod
-    def _slug(meta: Mapping[str, Any]) -> str:
-        prompt = meta.get("prompt")
-        text = prompt.get("text", "") if isinstance(prompt, Mapping) else str(prompt or "")
-        return slugify(text)
-
-    def _sidecar(
-        self, take_id: str, wav: Path, loop: Loop, meta: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            **meta,
-            "take_id": take_id,
-            "file": wav.name,
-            "tempo": loop.bpm,
-            "bars": loop.bars,
-            "beats_per_bar": loop.beats_per_bar,
-            "sample_rate": loop.sample_rate,
-            "channels": int(loop.audio.shape[0]),
-            "samples": int(loop.audio.shape[1]),
-            "duration_s": round(loop.seconds, 6),
-            "loudness_lufs": round(loop.lufs, 2),
-            "peak_dbfs": round(loop.peak_dbfs, 2),
-            "wav_format": self.wav_subtype,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "rig_version": __version__,
-        }
-
 
 def atomic_write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> None:
     """Write ``[channels, samples]`` audio to ``path`` atomically (hidden part file, fsync, rename).
@@ -245,9 +369,9 @@ def _write_wav(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) ->
         os.fsync(handle.fileno())
 
 
-def _write_json(path: Path, meta: Mapping[str, Any]) -> None:
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     with path.open("w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=2, ensure_ascii=False, default=str)
+        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -11,7 +11,7 @@ import os
 import time
 
 from rig.config import Config
-from rig.engines import EngineOutput, ProgressFn, Request
+from rig.engines.base import EngineKind, EngineOutput, ProgressFn, Request
 from rig.testing.signals import drum_signal
 
 RATE = 22050
@@ -53,4 +53,6 @@ class SlowLoadingEngine(WordEngine):
         super().__init__(config)
 
 
-REGISTRY = {"word": "fake_engines:WordEngine", "slowload": "fake_engines:SlowLoadingEngine"}
+WORD = EngineKind("word", "fake_engines:WordEngine", note="a test engine")
+SLOWLOAD = EngineKind("slowload", "fake_engines:SlowLoadingEngine")
+REGISTRY = {"word": "fake_engines:WORD", "slowload": "fake_engines:SLOWLOAD"}

@@ -14,7 +14,6 @@ from tiny_models import write_tiny_model
 
 from rig.config import Config, SessionConfig
 from rig.engines.base import ENGINES
-from rig.engines.gan_schema import gan_schema
 from rig.link import Link
 from rig.performance import Performance
 from rig.presets import load_sets
@@ -47,6 +46,23 @@ def perf_rig(config: Config) -> Iterator[Rig]:
         Link(config.osc, config.paths.takes) as link,
         Session(config, link, engines=engines) as session,
     ):
-        perf = Performance(config, session, link, gan_schema(config.paths.models), sets)
+        perf = Performance(config, session, link, sets)
         perf.update(engine="word")
         yield Rig(config, session, link, device, perf)
+
+
+def page_values(perf: Performance, **changes: object) -> tuple[dict, dict]:
+    """What a freshly drawn performer page sends: every widget's value as the state renders it
+    (the record of what was drawn), then ``changes`` typed by the performer."""
+    from rig.ui.fields import render, widget_names
+
+    rendered = render(perf.snapshot(), widget_names(perf))
+    return {**rendered, **changes}, rendered
+
+
+def page_generate(perf: Performance, text: str | None = "pad", **changes: object) -> str:
+    """Type ``text`` (and ``changes``) into a fresh page and press Enter; the status line."""
+    from rig.ui import app
+
+    values, rendered = page_values(perf, text=text, **changes)
+    return app.generate(perf, values, rendered)[0]

@@ -99,7 +99,7 @@ def test_generate_with_a_gan_model_folder(tmp_path: Path) -> None:
 
 
 def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setitem(base.ENGINES, "word", "fake_engines:WordEngine")
+    monkeypatch.setitem(base.ENGINES, "word", "fake_engines:WORD")
     with StandInDevice(rig_port=free_udp_port()) as device:
         code = cli.main(
             [
@@ -127,7 +127,7 @@ def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
         (args,) = device.wait_for("/rig/load")
         assert args[:4] == (2, str(wav), 90.0, 1)
         assert "loaded take" in captured.err
-        assert json.loads(wav.with_suffix(".json").read_text())["seed"] == 3
+        assert json.loads(wav.with_suffix(".json").read_text())["recipe"]["seed"] == 3
 
 
 def test_bad_prompt_is_one_clear_line(tmp_path: Path) -> None:
@@ -137,6 +137,9 @@ def test_bad_prompt_is_one_clear_line(tmp_path: Path) -> None:
         out.stderr.strip()
         == "rig: error: Tempo: '500' is not valid; accepted: a tempo of 40-240 BPM"
     )
+    verbose = run("-v", "generate", "pad, Tempo: 500", "--takes", str(tmp_path))
+    assert "Traceback (most recent call last)" in verbose.stderr and "PromptError" in verbose.stderr
+    assert verbose.stderr.strip().endswith("accepted: a tempo of 40-240 BPM")
 
 
 def test_doctor(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_take_of_exact_length_with_progress(config: Config, tiny_folder: Path) -
     data, rate = soundfile.read(take.wav, always_2d=True)
     assert (rate, data.shape) == (44100, (loop_length(100, 1, 4, 44100), 2))
     assert steps == [(1, 3), (2, 3), (3, 3)]
-    info = take.meta["engine_info"]
+    info = take.engine_info
     assert info["text"] == "dusty drums, Tempo: 100, Key: A minor, Genre: Techno"  # no length
     assert info["pipeline"] == "StableAudioPipeline" and info["seconds"] == 2.9
 

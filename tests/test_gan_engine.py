@@ -247,7 +247,7 @@ def test_session_to_take_and_device(gan_config: Config) -> None:
             assert (wrap_jump(data.T) <= step_p95(data.T)).all()  # the wrap is no click
             (args,) = device.wait_for("/rig/load")
             assert args[:6] == (3, str(job.take.wav), 100.0, 4, 16, job.take.id)
-            info = job.take.meta["engine_info"]
+            info = job.take.engine_info
             assert info["model"] == "pads" and len(info["w"]) == 16 and info["seed"] == 4
             assert job.total == 3 and job.step == 3
             assert job.take.spectrogram.shape == (20, 256)  # the engine's own, for the UI

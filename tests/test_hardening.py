@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import wait_until
-from perf_fixtures import Rig
+from perf_fixtures import Rig, page_generate
 
 from rig.config import Config, SessionConfig
 from rig.engines.base import Request, RequestError
@@ -26,25 +26,9 @@ from rig.takes import slugify
 from rig.ui import app
 from rig.ui.access import TokenGate
 
-FIELDS = (None, "", "auto", "", "", "word", "auto", "2", False, 0)
-
 
 def page(perf_rig: Rig, text: str | None = "pad", **changes: object) -> str:
-    names = [
-        "tempo",
-        "key",
-        "bars",
-        "genre",
-        "instrument",
-        "engine",
-        "model",
-        "slot",
-        "lock",
-        "seed",
-    ]
-    values = dict(zip(names, FIELDS, strict=True))
-    values.update(changes)
-    return app.generate(perf_rig.perf, text, *values.values())
+    return page_generate(perf_rig.perf, text, **changes)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +50,7 @@ def page(perf_rig: Rig, text: str | None = "pad", **changes: object) -> str:
         ({"lock": True, "seed": -1}, "seed"),
         ({"lock": True, "seed": math.nan}, "seed"),
         ({"slot": "9"}, "slot"),
+        ({"gan.spread": math.nan}, "gan.spread"),
         ({"slot": "0"}, "slot"),
     ],
 )

@@ -25,16 +25,11 @@ def done(perf_rig: Rig, job_id: int):
 
 def test_generate_uses_fields_and_controls(perf_rig: Rig) -> None:
     perf_rig.perf.update(text="dusty loop, Bars: 1", tempo=100.0, slot=3, seed=11)
-    perf_rig.perf.set_control("morph", 0.9)
+    perf_rig.perf.set_control("gan.morph", 0.9)
     job = done(perf_rig, perf_rig.perf.generate().request.id)
-    meta = job.take.meta
-    assert (meta["prompt"]["tempo"], meta["prompt"]["bars"], meta["slot"], meta["seed"]) == (
-        100.0,
-        1,
-        3,
-        11,
-    )
-    assert meta["controls"] == {}  # latent controls are the GAN engine's only
+    recipe = job.take.recipe
+    assert (recipe.prompt.tempo, recipe.prompt.bars, recipe.slot, recipe.seed) == (100.0, 1, 3, 11)
+    assert recipe.controls == {}  # the word engine has no controls; the GAN's stay its own
     (args,) = perf_rig.device.wait_for("/rig/load")
     assert args[0] == 3 and args[1] == str(job.take.wav)
 
@@ -44,9 +39,9 @@ def test_vary_changes_the_seed_only(perf_rig: Rig) -> None:
     first = done(perf_rig, perf_rig.perf.generate().request.id)
     varied = done(perf_rig, perf_rig.perf.vary(first.take).request.id)
     assert varied.request.seed != 5
-    assert varied.take.meta["prompt"]["full"] == first.take.meta["prompt"]["full"]
+    assert varied.take.recipe.prompt == first.take.recipe.prompt
     with pytest.raises(ActionError, match="nothing to vary yet"):
-        type(perf_rig.perf)(perf_rig.config, perf_rig.session, perf_rig.link, []).vary()
+        type(perf_rig.perf)(perf_rig.config, perf_rig.session, perf_rig.link).vary()
 
 
 def test_regenerate_is_identical_with_the_gan_engine(perf_rig: Rig) -> None:
@@ -58,8 +53,9 @@ def test_regenerate_is_identical_with_the_gan_engine(perf_rig: Rig) -> None:
     a, _ = soundfile.read(first.take.wav)
     b, _ = soundfile.read(again.take.wav)
     assert np.array_equal(a, b)
-    assert again.take.meta["engine_info"]["w"] == first.take.meta["engine_info"]["w"]
-    assert first.take.meta["controls"]["variation"] == 0.5
+    assert again.take.engine_info["w"] == first.take.engine_info["w"]
+    assert first.take.recipe.controls["variation"] == 0.5
+    assert again.take.recipe == first.take.replay  # regenerate asks for exactly the replay
 
 
 def test_a_settled_tempo_change_re_renders_the_slots_gan_takes(perf_rig: Rig) -> None:
@@ -79,7 +75,7 @@ def test_a_settled_tempo_change_re_renders_the_slots_gan_takes(perf_rig: Rig) ->
     assert (slot, bpm, bars, beats) == (2, 126.0, 1, 4)
     again = perf_rig.perf.find_take(perf_rig.link.snapshot().slots[2].take_id)
     assert again is not None and again.wav == Path(path)
-    assert again.meta["engine_info"]["w"] == gan.take.meta["engine_info"]["w"]
+    assert again.engine_info["w"] == gan.take.engine_info["w"]
     assert perf_rig.perf.retempo(126.0) == []  # already at that tempo: nothing to do
 
 
@@ -87,8 +83,11 @@ def test_controls_are_checked_and_clamped(perf_rig: Rig) -> None:
     assert perf_rig.perf.set_control("spread", 7.0) == 1.0
     assert perf_rig.perf.set_control_unit("variation", 0.5) == pytest.approx(0.25)
     assert perf_rig.perf.set_control_unit("complexity", 1.0) == 3.0  # the tiny model's range
-    with pytest.raises(ActionError, match="no control named 'wobble'; known: morph"):
+    with pytest.raises(ActionError, match=r"no engine has a control named 'wobble'; known: gan\."):
         perf_rig.perf.set_control("wobble", 1.0)
+    with pytest.raises(ActionError, match=r"no control named 'word\.spread'"):
+        perf_rig.perf.set_control("word.spread", 1.0)
+    assert perf_rig.perf.set_control("gan.spread", 0.5) == 0.5
     with pytest.raises(ActionError, match="unknown field"):
         perf_rig.perf.update(colour="red")
 
@@ -96,7 +95,7 @@ def test_controls_are_checked_and_clamped(perf_rig: Rig) -> None:
 def test_presets_step_and_wrap(perf_rig: Rig) -> None:
     preset = perf_rig.perf.load_preset(1, 0)
     assert perf_rig.perf.fields.text == preset.text and perf_rig.perf.fields.slot == 1
-    assert perf_rig.perf.fields.controls["variation"] == 0.25
+    assert perf_rig.perf.fields.controls["gan"]["variation"] == 0.25
     count = len(perf_rig.perf.sets[1].presets)
     for _ in range(count):
         perf_rig.perf.step_preset(1)
@@ -146,11 +145,11 @@ def test_cc_moves_a_control_and_a_note_generates(perf_rig: Rig) -> None:
     perf_rig.perf.update(text="dusty loop")
     midi.handle(mido.Message("control_change", control=16, value=127))
     midi.handle(mido.Message("control_change", control=17, value=64))
-    assert perf_rig.perf.fields.controls["morph"] == 1.0
-    assert perf_rig.perf.fields.controls["variation"] == pytest.approx((64 / 127) ** 2)
+    assert perf_rig.perf.fields.controls["gan"]["morph"] == 1.0
+    assert perf_rig.perf.fields.controls["gan"]["variation"] == pytest.approx((64 / 127) ** 2)
     midi.handle(mido.Message("note_on", note=36, velocity=90))
     midi.handle(mido.Message("note_on", note=36, velocity=0))  # a note-off in disguise
-    jobs = list(perf_rig.session.jobs.values())
+    jobs = perf_rig.session.snapshot()
     assert len(jobs) == 1 and jobs[0].request.slot == 2
     midi.handle(mido.Message("note_on", note=44, velocity=90))
     assert perf_rig.perf.preset_index == 0
@@ -164,7 +163,7 @@ def test_learn_binds_the_next_control(perf_rig: Rig, tmp_path: Path) -> None:
     midi.handle(mido.Message("control_change", control=21, value=10))
     assert midi.mapping.cc == {21: "spread"} and midi.learning is None
     midi.handle(mido.Message("control_change", control=21, value=0))
-    assert perf_rig.perf.fields.controls["spread"] == 0.0
+    assert perf_rig.perf.fields.controls["gan"]["spread"] == 0.0
     midi.learn("generate 3")
     midi.handle(mido.Message("note_on", note=50, velocity=1))
     assert midi.mapping.notes == {50: ("generate", 3)}
@@ -179,7 +178,7 @@ def test_an_in_memory_port_feeds_the_controller(perf_rig: Rig) -> None:
     midi = MidiController(mapping(), perf_rig.perf).start(port)
     try:
         port._messages.append(mido.Message("control_change", control=16, value=0))
-        wait_until(lambda: perf_rig.perf.fields.controls["morph"] == 0.0)
+        wait_until(lambda: perf_rig.perf.fields.controls["gan"]["morph"] == 0.0)
     finally:
         midi.close()
     assert port.closed
@@ -208,7 +207,7 @@ def test_osc_cc_and_action_reach_the_performance(perf_rig: Rig) -> None:
     perf_rig.link.subscribe(osc_bridge(perf_rig.perf, midi))
     perf_rig.perf.update(text="dusty loop")
     perf_rig.device.send("/rig/cc", 16, 0)
-    wait_until(lambda: perf_rig.perf.fields.controls["morph"] == 0.0)
+    wait_until(lambda: perf_rig.perf.fields.controls["gan"]["morph"] == 0.0)
     perf_rig.device.send("/rig/action", "generate", 5)
     wait_until(lambda: any(j.request.slot == 5 for j in perf_rig.session.jobs.values()))
     perf_rig.device.send("/rig/action", "explode")  # logged, nothing else

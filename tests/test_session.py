@@ -45,7 +45,7 @@ def test_request_to_take_to_device(rig) -> None:
     take = job.take
     data, rate = soundfile.read(take.wav, always_2d=True)
     assert (rate, data.shape) == (44100, (loop_length(97, 4, 4, 44100), 2))
-    assert take.meta["prompt"]["tempo"] == 97.0 and take.meta["seed"] == 5
+    assert take.recipe.prompt.tempo == 97.0 and take.recipe.seed == 5
     (args,) = device.wait_for("/rig/load")
     assert args[:6] == (1, str(take.wav), 97.0, 4, 16, take.id)
     assert job.total == 4 and job.step == 4  # progress reached the session
@@ -57,7 +57,7 @@ def test_default_tempo_is_lives(rig) -> None:
     wait_until(lambda: link.snapshot().tempo == 133.0)
     job = session.wait(ask(session, "no tempo given", slot=None), timeout=60)
     assert job.status == "done", job.error
-    assert job.take.meta["tempo"] == 133.0
+    assert job.take.loop.bpm == 133.0
 
 
 def test_same_seed_same_take(rig) -> None:

@@ -8,6 +8,7 @@ RIG_SCREENSHOTS=DIR it saves the performer page and the stage view there (docs/ 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -148,14 +149,40 @@ def test_prompt_to_take_to_device_and_stage(show, tmp_path: Path) -> None:
         box.press("Enter")
         stage.wait_for_function(  # the stage follows the new prompt and its take
             "document.querySelector('#stage-prompt')?.innerText.includes('slow airy pad') && "
-            "document.querySelector('#stage-morph')?.innerText.includes('pads')",
+            "document.querySelector('#stage-about')?.innerText.includes('pads')",
             timeout=60000,
         )
         history_has(page, "slow airy pad")
         page.wait_for_timeout(800)
         page.screenshot(path=str(shots / "performer.png"), full_page=True)
         stage.screenshot(path=str(shots / "stage.png"))
+        load_preset_and_generate(page, tmp_path)
         browser.close()
     assert perform.stop() == 0
     log = "".join(perform.lines)
     assert "performer page: http://127.0.0.1:" in log and "Traceback" not in log
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown ``#dropdown`` as a performer does."""
+    page.locator(f"#{dropdown} input").click()
+    page.locator(f"ul[role=listbox] li:has-text({option!r})").first.click()
+
+
+def load_preset_and_generate(page, tmp_path: Path) -> None:
+    """Peak 3 (seed 4242, slot 2) loaded on the page, then Enter: the take keeps the seed."""
+    choose(page, "preset-set", "Peak")
+    choose(page, "preset", "3. heavy bass")
+    page.locator("#load-preset").click()
+    page.get_by_text("fields", exact=True).click()  # the accordion with the seed
+    page.wait_for_function(
+        "document.querySelector('#seed input, #seed textarea')?.value === '4242'", timeout=20000
+    )
+    box = page.locator("#prompt textarea, #prompt input").first
+    assert box.input_value().startswith("heavy bass, dark")
+    box.press("Enter")
+    history_has(page, "heavy bass")
+    sidecars = sorted((tmp_path / "takes").glob("*/0003_*.json"))
+    assert len(sidecars) == 1
+    recipe = json.loads(sidecars[0].read_text())["recipe"]
+    assert (recipe["seed"], recipe["slot"]) == (4242, 2)

@@ -12,12 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client
-from perf_fixtures import Rig
+from perf_fixtures import Rig, page_values
 
 from rig.midi import MidiController, MidiMapping
 from rig.ui.server import UiServer
-
-FIELDS = [None, "", "auto", "", "", "word", "auto", "2", False, 0]
 
 
 def free_tcp_port() -> int:
@@ -51,23 +49,22 @@ def served(perf_rig: Rig) -> Iterator[tuple[Rig, UiServer]]:
 def test_the_generate_api_refuses_hostile_values_by_name(served) -> None:
     perf_rig, server = served
     client = Client(f"http://127.0.0.1:{server.port}/", verbose=False)
-    hostile = {  # field index: values (tempo, key, bars, genre, ..., lock, seed)
-        0: [0, 39, 241, 1e9, "NaN", "true", "<script>", -5],
-        1: ["H minor", "<script>", "E\x00", "C" * 10_000, 7],
-        3: ["x" * 500],
-        9: [1e20, -1, "NaN", "seven"],
+    values, _ = page_values(perf_rig.perf)
+    hostile = {  # field: values
+        "tempo": [0, 39, 241, 1e9, "NaN", "true", "<script>", -5],
+        "key": ["H minor", "<script>", "E\x00", "C" * 10_000, 7],
+        "genre": ["x" * 500],
+        "seed": [1e20, -1, "NaN", "seven"],
     }
-    names = {0: "Tempo", 1: "Key", 3: "Genre", 9: "seed"}
-    for index, values in hostile.items():
-        for value in values:
-            fields = list(FIELDS)
-            fields[index] = value
-            if index == 9:
-                fields[8] = True  # the seed is locked
-            said = client.predict("pad", *fields, api_name="/generate")
-            assert said.startswith(f"⚠ {names[index]}"), (value, said)
+    names = {"tempo": "Tempo", "key": "Key", "genre": "Genre", "seed": "seed"}
+    for field, bad in hostile.items():
+        for value in bad:
+            typed = {**values, "text": "pad", field: value, "lock": field == "seed"}
+            said = client.predict(*typed.values(), api_name="/generate")[0]
+            assert said.startswith(f"⚠ {names[field]}"), (value, said)
     assert perf_rig.session.jobs == {}
-    assert client.predict("pad", *FIELDS, api_name="/generate").startswith("queued #1")
+    said = client.predict(*{**values, "text": "pad"}.values(), api_name="/generate")[0]
+    assert said.startswith("queued #1")
 
 
 def test_stage_with_and_without_its_slash(served) -> None:

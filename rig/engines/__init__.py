@@ -1,14 +1,19 @@
-"""Loop engines: each turns a :class:`rig.engines.base.Request` into raw audio."""
+"""Loop engines: each turns a :class:`~rig.engines.base.Request` (a recipe in the queue) into raw
+audio and the recipe that makes it again."""
 
 from rig.engines.base import (
     ENGINES,
     Cancelled,
     Engine,
     EngineError,
+    EngineKind,
     EngineOutput,
     ProgressFn,
+    Recipe,
+    RecipeError,
     Request,
     build_engine,
+    engine_kind,
 )
 
 __all__ = [
@@ -16,8 +21,12 @@ __all__ = [
     "Cancelled",
     "Engine",
     "EngineError",
+    "EngineKind",
     "EngineOutput",
     "ProgressFn",
+    "Recipe",
+    "RecipeError",
     "Request",
     "build_engine",
+    "engine_kind",
 ]

@@ -170,9 +170,7 @@ class DiffusionEngine:
 
     def pipeline(self, model: str | None) -> Any:
         """The loaded pipeline for ``model`` (default: the configured one)."""
-        model = model or (
-            self.settings.sao_model if self.kind == "sao" else self.settings.sa3_model
-        )
+        model = model or self._model_name()
         if model not in self._pipelines:
             self._pipelines[model] = self._prepare(load_pipeline(self.kind, model, self.dtype))
         return self._pipelines[model]
@@ -207,11 +205,12 @@ class DiffusionEngine:
         seconds = prompt.bars * prompt.beats_per_bar * 60.0 / prompt.tempo + self.settings.tail_s
         text = prompt_text(prompt, self.settings.template)
         seed = request.seed if request.seed is not None else 0
-        steps = self.settings.steps or None
+        choices = self._choices(request)
+        steps = choices["steps"] or None
         arguments = {
             "prompt": text,
-            "negative_prompt": self.settings.negative_prompt or None,
-            "guidance_scale": self.settings.guidance,
+            "negative_prompt": choices["negative_prompt"] or None,
+            "guidance_scale": choices["guidance"],
             "num_waveforms_per_prompt": self.settings.variations,
             "generator": torch.Generator().manual_seed(seed),
             "output_type": "pt",
@@ -229,15 +228,43 @@ class DiffusionEngine:
             "text": text,
             "seed": seed,
             "steps": arguments.get("num_inference_steps"),
-            "guidance": self.settings.guidance,
-            "negative_prompt": self.settings.negative_prompt,
+            "guidance": choices["guidance"],
+            "negative_prompt": choices["negative_prompt"],
             "variations": self.settings.variations,
             "spread": self.settings.spread,
             "seconds": round(seconds, 4),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
-        return EngineOutput(audio, rate, metadata, source_bpm=prompt.tempo, bar_aligned=False)
+        replay = replace(
+            request.recipe,
+            model=request.model or self._model_name(),
+            seed=seed,
+            settings={
+                **choices,
+                "steps": arguments.get("num_inference_steps") or choices["steps"],
+                "scheduler": type(pipe.scheduler).__name__,
+                "loras": list(self.settings.loras),
+            },
+        )
+        return EngineOutput(
+            audio, rate, metadata, source_bpm=prompt.tempo, bar_aligned=False, replay=replay
+        )
+
+    def _choices(self, request: Request) -> dict[str, Any]:
+        """Steps, guidance and negative prompt: the request's recorded settings (a take made
+        again) over the configured ones."""
+        settings = request.settings
+        return {
+            "steps": int(settings.get("steps", self.settings.steps) or 0),
+            "guidance": float(settings.get("guidance", self.settings.guidance)),
+            "negative_prompt": str(
+                settings.get("negative_prompt", self.settings.negative_prompt) or ""
+            ),
+        }
+
+    def _model_name(self) -> str:
+        return self.settings.sao_model if self.kind == "sao" else self.settings.sa3_model
 
     def _length_and_steps(
         self, pipe: Any, seconds: float, steps: int | None, progress: ProgressFn

@@ -17,7 +17,7 @@ same device.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,8 +26,8 @@ import torch
 
 from rig.compute import autocast, pick_device, pick_dtype
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
+from rig.engines.gan_kind import CORE_PARAMS, merge_direction
 from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
-from rig.engines.gan_schema import CORE_PARAMS, merge_direction
 from rig.loop_model import CheckpointError, LoopModel, load_loop_model
 from rig.params import Param, ParamError, check_controls
 from rig.release import find_model_folders
@@ -141,6 +141,14 @@ class GanEngine:
             "generation": state.generations,
             **{k: controls[k] for k in ("morph", "variation", "spread", "truncation")},
         }
+        # Landing on w exactly (morph 1) with the same seed, controls and prompt makes this again.
+        replay = replace(
+            request.recipe,
+            model=name,
+            seed=seed,
+            controls={**controls, "morph": 1.0},
+            target=tuple(float(x) for x in w.cpu()),
+        )
         return EngineOutput(
             audio,
             model.sample_rate,
@@ -148,6 +156,7 @@ class GanEngine:
             source_bpm=tempo,  # rendered at the asked tempo: the loop tools stretch nothing
             bar_aligned=True,
             spectrogram=rendered.spectrogram,
+            replay=replay,
         )
 
     # -- steps ---------------------------------------------------------------------------------

@@ -14,88 +14,68 @@ from typing import Any
 import gradio as gr
 
 from rig.config import ALLOWED_BARS
-from rig.engines.base import ENGINES
 from rig.link import LinkState
 from rig.midi import MidiController
 from rig.performance import ACTIONS, ActionError, Performance
-from rig.prompt import PromptError
+from rig.prompt import PromptError, format_prompt
 from rig.release import find_model_folders, read_config
 from rig.session import SessionError
 from rig.ui.access import is_local
+from rig.ui.fields import AUTO, NO_SLOT, apply, edits, redraw, render, whole, widget_names
 from rig.ui.render import (
-    morph_text,
     progress_text,
     slot_grid,
     stage_html,
     take_spectrogram,
 )
 
-AUTO = "auto"
-NO_SLOT = "none"
 HISTORY_HEADERS = ["#", "take", "prompt", "seed", "model", "slot", "status"]
 REFRESH_S = 0.5
+Redraw = tuple[str, dict[str, Any], dict[str, Any]]  # (message, widget updates, rendered)
 
 
 # -- handlers (tested directly) --------------------------------------------------------------
-def generate(perf: Performance, text: str, *fields: Any) -> str:
-    """Enter in the prompt box or the Generate button: set the fields, queue a request.
+def generate(perf: Performance, values: dict[str, Any], rendered: dict[str, Any]) -> Redraw:
+    """Enter in the prompt box or the Generate button: the performer's edits into the state,
+    then the state's recipe into the queue (nothing is queued while an edit is refused).
+
+    Args:
+        values: every widget's value (:func:`rig.ui.fields.widget_names`).
+        rendered: what the page rendered last.
 
     Returns:
-        A status line: what was queued, or the error (a bad prompt field, unknown engine, ...).
+        A status line (what was queued, or what is wrong, naming the field), the widget
+        updates, and the new record of what the page shows.
     """
+    problems = apply(perf, edits(values, rendered))
+    if problems:
+        return _redraw(perf, values, rendered, "⚠ " + "; ".join(problems))
     try:
-        apply_fields(perf, text, *fields)
         job = perf.generate()
     except (ActionError, PromptError, SessionError, ValueError) as error:
-        return f"⚠ {error}"
-    return f"queued #{job.request.id}: {job.request.prompt.text or '(no text)'}"
+        return _redraw(perf, values, rendered, f"⚠ {error}")
+    text = job.request.prompt.text or "(no text)"
+    return _redraw(perf, values, rendered, f"queued #{job.request.id}: {text}")
 
 
-def apply_fields(
+def edit(perf: Performance, values: dict[str, Any], rendered: dict[str, Any]) -> Redraw:
+    """A field or slider changed (a choice made, a text box left): the edits into the state; a
+    refused one is named and its widget shows the state's value again."""
+    problems = apply(perf, edits(values, rendered))
+    message = "⚠ " + "; ".join(problems) if problems else ""
+    return _redraw(perf, values, rendered, message, force=bool(problems))
+
+
+def _redraw(
     perf: Performance,
-    text: str | None,
-    tempo: float | None,
-    key: str | None,
-    bars: str | None,
-    genre: str | None,
-    instrument: str | None,
-    engine: str | None,
-    model: str | None,
-    slot: str | None,
-    lock: bool | None,
-    seed: float | None,
-) -> None:
-    """The performer page's fields into the performance (empty or None = not set); every value
-    goes through :meth:`Performance.update`'s checks, which name the field that is wrong."""
-    perf.update(
-        text=_text(text) or "",
-        tempo=_text(tempo),
-        key=_text(key),
-        bars=None if bars in (None, AUTO) else bars,
-        genre=_text(genre),
-        instrument=_text(instrument),
-        engine=engine or perf.fields.engine,
-        model=None if model in (None, AUTO) else model,
-        slot=None if slot in (None, NO_SLOT) else _whole(slot),
-        seed=_whole(seed) if lock and seed is not None else None,
-    )
-
-
-def _text(value: Any) -> Any:
-    """Stripped text, None for nothing; anything else as it came (the checks refuse it)."""
-    if value is None:
-        return None
-    return value.strip() or None if isinstance(value, str) else value
-
-
-def _whole(value: Any) -> Any:
-    """``"3"`` → 3; anything else as it came (the checks say what is wrong)."""
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-
-def set_control(perf: Performance, name: str, value: float) -> None:
-    """A latent control slider moved."""
-    perf.set_control(name, value)
+    values: dict[str, Any],
+    rendered: dict[str, Any],
+    message: str = "",
+    force: bool = False,
+) -> Redraw:
+    state = render(perf.snapshot(), list(values))
+    updates, shown = redraw(state, values, rendered, force)
+    return message, updates, shown
 
 
 def history_rows(perf: Performance) -> list[list[Any]]:
@@ -103,17 +83,17 @@ def history_rows(perf: Performance) -> list[list[Any]]:
     rows = []
     for job in perf.history():
         take = job.take
-        meta = take.meta if take else {}
-        model = meta.get("engine_info", {}).get("model") or job.request.model or job.request.engine
+        request = job.request
+        model = (take.replay.model if take else None) or request.model or request.engine
         status = "done" if job.status == "done" else f"{job.status}: {job.error or ''}"
         rows.append(
             [
-                job.request.id,
+                request.id,
                 take.id if take else "",
-                job.request.prompt.text,
-                job.request.seed,
+                request.prompt.text,
+                request.seed,
                 model,
-                job.request.slot or "",
+                request.slot or "",
                 status,
             ]
         )
@@ -132,12 +112,11 @@ def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]
     take = perf.find_take(take_id)
     if take is None:
         return None, None, "select a take in the history"
-    meta = take.meta
-    info = meta.get("engine_info", {})
+    recipe, loop = take.recipe, take.loop
     text = (
-        f"**{html.escape(take.id)}** — {html.escape(meta['prompt']['full'])}  \n"
-        f"seed {meta.get('seed')} · {meta['prompt']['tempo']:g} BPM · "
-        f"{meta['prompt']['bars']} bars · model {info.get('model', meta.get('model'))}"
+        f"**{html.escape(take.id)}** — {html.escape(format_prompt(recipe.prompt))}  \n"
+        f"{recipe.engine} · {loop.bpm:g} BPM · {loop.bars} bars · "
+        f"{html.escape(perf.describe(take))}"
     )
     return str(take.wav), take_spectrogram(take), text
 
@@ -151,7 +130,7 @@ def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) 
         if action == "send":
             if slot in (None, "", 0, "0"):
                 return "⚠ choose a slot number (from 1)"
-            number = perf.check_slot(_whole(slot))
+            number = perf.check_slot(whole(slot))
             perf.send(take, number)
             return f"sending {take.id} to slot {number}"
         job = perf.vary(take) if action == "vary" else perf.regenerate(take)
@@ -174,8 +153,19 @@ def preset_choices(perf: Performance, set_name: str | None) -> list[str]:
     return []
 
 
-def load_preset(perf: Performance, set_name: str | None, label: str | None) -> tuple[Any, ...]:
-    """Load a preset (or step to the next one when ``label`` is "next") into the page."""
+def load_preset(
+    perf: Performance,
+    set_name: str | None,
+    label: str | None,
+    values: dict[str, Any],
+    rendered: dict[str, Any],
+) -> tuple[str, str | None, str | None, dict[str, Any], dict[str, Any]]:
+    """Load a preset (or step to the next one when ``label`` is "next"): every field and slider
+    then shows the state, the preset's seed, engine, model and controls included.
+
+    Returns:
+        (status line, the set's name, the preset's label, widget updates, rendered).
+    """
     try:
         if label == "next":
             perf.step_preset(1)
@@ -183,17 +173,13 @@ def load_preset(perf: Performance, set_name: str | None, label: str | None) -> t
             index = [s.name for s in perf.sets].index(str(set_name))
             perf.load_preset(index, int(str(label).split(".")[0]) - 1)
     except (ActionError, ValueError) as error:
-        return (gr.update(),) * 4 + (f"⚠ {error}",)
-    f = perf.fields
-    slot = str(f.slot) if f.slot else NO_SLOT
+        message, updates, shown = _redraw(perf, values, rendered, f"⚠ {error}")
+        return message, set_name, label, updates, shown
     name = perf.sets[perf.set_index].name
-    return (
-        f.text,
-        slot,
-        name,
-        f"{perf.preset_index + 1}. {f.text}",
-        f"preset {name} {perf.preset_index + 1}",
-    )
+    preset = perf.sets[perf.set_index].presets[perf.preset_index]
+    said = f"preset {name} {perf.preset_index + 1}"
+    message, updates, shown = _redraw(perf, values, rendered, said, force=True)
+    return message, name, f"{perf.preset_index + 1}. {preset.text}", updates, shown
 
 
 def status_html(perf: Performance, midi: MidiController | None) -> str:
@@ -216,12 +202,13 @@ def link_state(perf: Performance) -> LinkState:
 
 
 def stage_view(perf: Performance) -> str:
-    """The stage page's HTML: current prompt and progress, latest take's pictures, slots."""
+    """The stage page's HTML: current prompt and progress, latest take's pictures and its
+    engine's line about it, slots."""
     current = perf.current()
-    latest = next((j for j in perf.history() if j.take is not None), None)
+    latest = next((j.take for j in perf.history() if j.take is not None), None)
     prompt = current.request.prompt.text if current else ""
-    take = latest.take if latest is not None else None
-    return stage_html(prompt, progress_text(current), morph_text(latest), link_state(perf), take)
+    about = perf.describe(latest) if latest is not None else ""
+    return stage_html(prompt, progress_text(current), about, link_state(perf), latest)
 
 
 def model_names(perf: Performance) -> list[str]:
@@ -237,7 +224,12 @@ def model_names(perf: Performance) -> list[str]:
 
 # -- layout ----------------------------------------------------------------------------------
 def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks:
-    """The performer page. Not launched: serve it with :mod:`rig.ui.server`."""
+    """The performer page. Not launched: serve it with :mod:`rig.ui.server`.
+
+    Every field and slider shows the performance state (:mod:`rig.ui.fields`): the timer
+    redraws what the state changed behind the page's back, the performer's edits go into the
+    state through its checks."""
+    names = widget_names(perf)
     with gr.Blocks(title="rig — performer") as page:
         with gr.Row():
             prompt = gr.Textbox(
@@ -248,14 +240,14 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             )
             go = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
         status = gr.Markdown(elem_id="message")
-        fields = _field_controls(perf)
-        _latent_controls(perf)
+        widgets = {"text": prompt, **_field_controls(perf), **_engine_controls(perf)}
+        rendered = gr.State(render(perf.snapshot(), names))
         with gr.Row():
             set_names = [s.name for s in perf.sets]
             first = set_names[0] if set_names else None
-            sets = gr.Dropdown(set_names, value=first, label="prompt set")
-            presets = gr.Dropdown(preset_choices(perf, first), label="preset")
-            load = gr.Button("Load preset")
+            sets = gr.Dropdown(set_names, value=first, label="prompt set", elem_id="preset-set")
+            presets = gr.Dropdown(preset_choices(perf, first), label="preset", elem_id="preset")
+            load = gr.Button("Load preset", elem_id="load-preset")
             step = gr.Button("Next preset")
         with gr.Row():
             progress = gr.HTML(elem_id="status")
@@ -281,15 +273,56 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             cancel = gr.Button("Cancel the queue", variant="stop", elem_id="cancel")
         if midi is not None:
             _learn_controls(perf, midi)
-        inputs = [prompt, *fields]
-        prompt.submit(partial(generate, perf), inputs, status, api_name="generate")
-        go.click(partial(generate, perf), inputs, status)
+
+        ordered = [widgets[n] for n in names]
+        state_io = [*ordered, rendered]
+
+        def wired(handler: Any) -> Any:
+            """A handler of (values, rendered) as Gradio calls it: positional widget values in,
+            the status line, one update per widget and the new record out."""
+
+            def run(*args: Any) -> list[Any]:
+                values = dict(zip(names, args[:-1], strict=True))
+                message, updates, shown = handler(perf, values, args[-1])
+                return [message, *_updates(names, updates), shown]
+
+            return run
+
+        prompt.submit(wired(generate), state_io, [status, *state_io], api_name="generate")
+        go.click(wired(generate), state_io, [status, *state_io])
+        for name, widget in widgets.items():
+            if name == "text":
+                continue
+            events = (
+                [widget.release]
+                if isinstance(widget, gr.Slider)
+                else [widget.blur, widget.submit]
+                if isinstance(widget, gr.Textbox)
+                else [widget.input]
+            )
+            for event in events:
+                event(wired(edit), state_io, [status, *state_io], show_progress="hidden")
         sets.change(
             lambda name: gr.update(choices=preset_choices(perf, name), value=None), sets, presets
         )
-        preset_out = [prompt, fields[7], sets, presets, status]
-        load.click(partial(load_preset, perf), [sets, presets], preset_out)
-        step.click(lambda: load_preset(perf, None, "next"), None, preset_out)
+
+        def preset(set_name: str | None, label: str | None, *args: Any) -> list[Any]:
+            values = dict(zip(names, args[:-1], strict=True))
+            said, name, shown_label, updates, shown = load_preset(
+                perf, set_name, label, values, args[-1]
+            )
+            choices = preset_choices(perf, name)
+            return [
+                said,
+                name,
+                gr.update(choices=choices, value=shown_label),
+                *_updates(names, updates),
+                shown,
+            ]
+
+        preset_out = [status, sets, presets, *state_io]
+        load.click(preset, [sets, presets, *state_io], preset_out)
+        step.click(lambda *a: preset(None, "next", *a), state_io, preset_out)
 
         def select_row(evt: gr.SelectData) -> str | None:
             return take_of_row(perf, evt.index[0])
@@ -300,21 +333,32 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
         cancel.click(partial(cancel_all, perf), None, status)
-        timer = gr.Timer(REFRESH_S)
-        timer.tick(
-            lambda: (
+
+        def tick(*args: Any) -> list[Any]:
+            values = dict(zip(names, args[:-1], strict=True))
+            _, updates, shown = _redraw(perf, values, args[-1])
+            return [
                 status_html(perf, midi),
                 slot_grid(link_state(perf)),
                 history_rows(perf) or [[""] * len(HISTORY_HEADERS)],
-            ),
-            None,
-            [progress, slots, history],
-        )
+                *_updates(names, updates),
+                shown,
+            ]
+
+        outputs = [progress, slots, history, *state_io]
+        gr.Timer(REFRESH_S).tick(tick, state_io, outputs, show_progress="hidden")
+        page.load(tick, state_io, outputs)
     return page
 
 
-def _field_controls(perf: Performance) -> list[Any]:
-    f = perf.fields
+def _updates(names: list[str], updates: dict[str, Any]) -> list[Any]:
+    """One Gradio update per widget: the new value, or no change."""
+    return [gr.update(value=updates[n]) if n in updates else gr.update() for n in names]
+
+
+def _field_controls(perf: Performance) -> dict[str, Any]:
+    """The field widgets (without the prompt box), by field name."""
+    f = perf.snapshot()
     with gr.Accordion("fields", open=False):
         with gr.Row():
             # Text fields and open dropdowns: every value reaches the rig's own checks, which
@@ -327,12 +371,11 @@ def _field_controls(perf: Performance) -> list[Any]:
             genre = gr.Textbox(label="genre")
             instrument = gr.Textbox(label="instrument")
         with gr.Row():
-            engines = sorted({*ENGINES, f.engine})
             engine = gr.Dropdown(
-                engines,
+                sorted(perf.kinds),
                 value=f.engine,
                 label="engine",
-                info="gan: real time · sao: always denoises 47 s, minutes on a CPU · sa3",
+                info=" · ".join(f"{n}: {k.note}" for n, k in sorted(perf.kinds.items()) if k.note),
                 allow_custom_value=True,
             )
             model = gr.Dropdown(
@@ -344,23 +387,42 @@ def _field_controls(perf: Performance) -> list[Any]:
                 label="slot",
                 allow_custom_value=True,
             )
-            lock = gr.Checkbox(label="lock seed", value=False)
-            seed = gr.Textbox(label="seed", value="0")
-    return [tempo, key, bars, genre, instrument, engine, model, slot, lock, seed]
-
-
-def _latent_controls(perf: Performance) -> None:
-    with gr.Accordion("latent controls", open=True), gr.Row():
-        for param in perf.schema.values():
-            slider = gr.Slider(
-                param.low,
-                param.high,
-                value=perf.fields.controls[param.name],
-                label=param.name,
-                info=param.doc or None,
-                elem_id=f"control-{param.name}",
+            lock = gr.Checkbox(label="lock seed", value=f.seed is not None, elem_id="lock")
+            seed = gr.Textbox(
+                label="seed", value=str(f.seed or ""), placeholder="random", elem_id="seed"
             )
-            slider.release(partial(set_control, perf, param.name), slider, None)
+    return {
+        "tempo": tempo,
+        "key": key,
+        "bars": bars,
+        "genre": genre,
+        "instrument": instrument,
+        "engine": engine,
+        "model": model,
+        "slot": slot,
+        "lock": lock,
+        "seed": seed,
+    }
+
+
+def _engine_controls(perf: Performance) -> dict[str, Any]:
+    """One slider per control of each engine that has any, by ``engine.name``."""
+    f = perf.snapshot()
+    sliders = {}
+    for engine, schema in perf.schemas.items():
+        if not schema:
+            continue
+        with gr.Accordion(f"controls: {engine}", open=engine == f.engine), gr.Row():
+            for param in schema.values():
+                sliders[f"{engine}.{param.name}"] = gr.Slider(
+                    param.low,
+                    param.high,
+                    value=f.controls[engine][param.name],
+                    label=param.name,
+                    info=param.doc or None,
+                    elem_id=f"control-{engine}-{param.name}",
+                )
+    return sliders
 
 
 def save_mapping(perf: Performance, midi: MidiController, client: str = "127.0.0.1") -> str:
@@ -380,7 +442,7 @@ def save_mapping(perf: Performance, midi: MidiController, client: str = "127.0.0
 
 
 def _learn_controls(perf: Performance, midi: MidiController) -> None:
-    targets = [*perf.schema, *(f"generate {n}" for n in range(1, 9)), *ACTIONS[1:]]
+    targets = [*perf.control_names(), *(f"generate {n}" for n in range(1, 9)), *ACTIONS[1:]]
     with gr.Row():
         target = gr.Dropdown(targets, value=targets[0], label="MIDI learn: control or action")
         learn = gr.Button("Learn (then move a knob or hit a pad)")

@@ -99,19 +99,6 @@ def progress_text(job: Job | None) -> str:
     return f"#{job.request.id} {job.status}"
 
 
-def morph_text(job: Job | None) -> str:
-    """Where the GAN latent is: model, generation count and morph step of the latest take."""
-    if job is None or job.take is None:
-        return ""
-    info = job.take.meta.get("engine_info", {})
-    if "generation" not in info:
-        return ""
-    return (
-        f"{info.get('model')} · generation {info['generation']} · morph "
-        f"{info.get('morph', 0):.2f} · seed {info.get('seed')}"
-    )
-
-
 def data_url(image: Image.Image) -> str:
     """A PNG as a ``data:`` URL for an ``<img>``."""
     buffer = io.BytesIO()
@@ -136,14 +123,14 @@ def take_pictures(take: Take) -> str:
     return _PICTURES[take.id]
 
 
-def stage_html(prompt: str, progress: str, morph: str, state: LinkState, take: Take | None) -> str:
+def stage_html(prompt: str, progress: str, about: str, state: LinkState, take: Take | None) -> str:
     """The projector page: large, high-contrast, no controls."""
     pictures = take_pictures(take) if take is not None else ""
     return (
         '<div id="stage">'
         f'<div id="stage-prompt">{html.escape(prompt) or "…"}</div>'
         f'<div id="stage-progress">{html.escape(progress)}</div>'
-        f'<div id="stage-morph">{html.escape(morph)}</div>'
+        f'<div id="stage-about">{html.escape(about)}</div>'
         f'<div id="stage-pictures">{pictures}</div>'
         f"{slot_grid(state)}</div>"
     )
@@ -154,7 +141,7 @@ body, .gradio-container, .main, .wrap, .prose { background: #000 !important; }
 #stage, #stage * { font-family: Helvetica, Arial, sans-serif; color: #fff !important; }
 #stage-prompt { font-size: 4.4vw; font-weight: 700; line-height: 1.12; margin: .6vw 0; }
 #stage-progress, #stage-progress * { font-size: 2.4vw; color: #fb8861 !important; }
-#stage-morph, #stage-morph * { font-size: 1.8vw; color: #e0609a !important; margin-bottom: .6vw; }
+#stage-about, #stage-about * { font-size: 1.8vw; color: #e0609a !important; margin-bottom: .6vw; }
 #stage-pictures { display: flex; gap: 1vw; }
 #stage-pictures img { flex: 1 1 0; min-width: 0; height: 13vw; object-fit: fill; }
 #stage table { font-size: 1.5vw; border-collapse: collapse; width: 100%; margin-top: .6vw; }

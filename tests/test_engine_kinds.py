@@ -1,0 +1,117 @@
+"""An engine brings everything the rig shows of it: a toy engine registered in the test suite
+only gets its sliders on the page, MIDI control, a stage line and exact regeneration, with no
+change outside its module. And the page, MIDI and OSC threads may read while others submit."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import gradio as gr
+import mido
+import pytest
+from fake_engines import REGISTRY
+
+from rig.config import Config, SessionConfig
+from rig.link import Link
+from rig.midi import MidiController, MidiMapping
+from rig.performance import ActionError, Performance
+from rig.session import Session
+from rig.testing.standin import StandInDevice
+from rig.ui import app
+
+
+@pytest.fixture
+def toy_rig(config: Config) -> Iterator[tuple[Performance, StandInDevice]]:
+    config = dataclasses.replace(config, session=SessionConfig(timeout_s=60.0, max_queue=1000))
+    device = StandInDevice(rig_port=config.osc.listen_port)
+    config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
+    config.paths.takes.mkdir(parents=True)
+    engines = {**REGISTRY, "toy": "toy_engine:TOY"}
+    with (
+        device,
+        Link(config.osc, config.paths.takes) as link,
+        Session(config, link, engines=engines) as session,
+    ):
+        perf = Performance(config, session, link)
+        yield perf, device
+        perf.close()
+
+
+def test_a_toy_engine_gets_a_page_midi_and_a_stage_line(toy_rig) -> None:
+    perf, device = toy_rig
+    page = app.build_ui(perf, MidiController(MidiMapping(), perf))
+    sliders = [b for b in page.blocks.values() if isinstance(b, gr.Slider)]
+    assert [(s.label, s.elem_id) for s in sliders] == [("wobble", "control-toy-wobble")]
+    engines = next(b for b in page.blocks.values() if getattr(b, "label", None) == "engine")
+    assert "toy: a test toy" in engines.info
+    midi = MidiController(MidiMapping(cc={20: "wobble"}), perf)
+    perf.update(engine="toy", text="a toy tone", slot=1)
+    midi.handle(mido.Message("control_change", control=20, value=127))
+    assert perf.snapshot().controls["toy"]["wobble"] == 10.0
+    job = perf.session.wait(perf.generate().request.id, timeout=60)
+    assert job.status == "done", job.error
+    assert job.take.recipe.controls == {"wobble": 10.0} and job.take.engine_info["wobble"] == 10.0
+    assert "toy tone wobbling at 10 Hz" in app.stage_view(perf)
+    device.wait_for("/rig/load")
+    again = perf.session.wait(perf.regenerate(job.take).request.id, timeout=60)
+    assert again.take.recipe == job.take.replay
+    assert again.take.wav.read_bytes()[44:] == job.take.wav.read_bytes()[44:]
+
+
+def test_the_page_polls_while_three_threads_submit(toy_rig) -> None:
+    """Thread switches every microsecond, so an unlocked read of a table another thread grows
+    fails here ("dictionary changed size during iteration") rather than on stage."""
+    perf, _ = toy_rig
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        run_the_stress(perf)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+SUBMITS = 300  # per thread; every third is a cancel of everything
+
+
+def run_the_stress(perf: Performance) -> None:
+    perf.update(engine="word", text="busy", slot=None)
+    problems: list[BaseException] = []
+    stop = threading.Event()
+
+    def submit(source: int) -> None:
+        for n in range(SUBMITS):
+            try:
+                perf.generate() if n % 3 else perf.action("cancel", None)
+            except ActionError:
+                pass  # a full queue is an answer, not a failure
+            except BaseException as error:  # anything else breaks the show
+                problems.append(error)
+
+    def poll(*reads: Callable[[], object]) -> None:
+        while not stop.is_set():
+            try:
+                for read in reads:
+                    read()
+            except BaseException as error:
+                problems.append(error)
+
+    page = (lambda: app.history_rows(perf), lambda: app.status_html(perf, None))
+    tight = (perf.current, lambda: perf.find_take("x"), perf.history, perf.snapshot)
+    pollers = [
+        threading.Thread(target=poll, args=page),
+        threading.Thread(target=poll, args=(lambda: app.stage_view(perf),)),
+        threading.Thread(target=poll, args=tight),
+    ]
+    writers = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+    for thread in [*pollers, *writers]:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in pollers:
+        thread.join()
+    assert problems == []
+    assert len(perf.session.snapshot()) == 3 * (SUBMITS - SUBMITS // 3)
