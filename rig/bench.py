@@ -171,8 +171,10 @@ def _time_engine(engine: Any, repeats: int) -> dict[str, float]:
 def bench_diffusion(config: Config, repeats: int = 3) -> dict[str, Any]:
     """Where a diffusion take's time goes, on tiny random pipelines of both kinds (8 steps).
 
-    Per kind: text encoding, one denoising step, VAE decode, the loop tools, and the share of
-    ``generate`` spent outside the pipeline call (``overhead_pct``, goal ≤ 5 %).
+    Per kind: text encoding, one denoising step, VAE decode, the loop tools, the seconds of
+    latent denoised, and the share of ``generate`` spent outside the pipeline call
+    (``overhead_pct``, goal ≤ 5 %). ``sao_full_window_*``: Stable Audio Open denoising its whole
+    window, as it does without ``diffusion.short_latents``.
     """
     from rig.engines import Request
     from rig.engines.diffusion import DiffusionEngine
@@ -182,13 +184,21 @@ def bench_diffusion(config: Config, repeats: int = 3) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     request = Request(Prompt("dusty drums", tempo=120.0, bars=2), "sao", seed=1)
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("sao", "sa3"):
-            folder = write_tiny(kind, Path(tmp) / kind)
-            changes: dict[str, Any] = {"steps": 8, f"{kind}_model": str(folder)}
+        folders = {kind: write_tiny(kind, Path(tmp) / kind) for kind in ("sao", "sa3")}
+        for name, kind, short in (
+            ("sao", "sao", True),
+            ("sao_full_window", "sao", False),
+            ("sa3", "sa3", True),
+        ):
+            changes: dict[str, Any] = {
+                f"{kind}_steps": 8,
+                f"{kind}_model": str(folders[kind]),
+                "short_latents": short,
+            }
             settings = dataclasses.replace(config.diffusion, **changes)
             engine = DiffusionEngine(dataclasses.replace(config, diffusion=settings), kind)
             figures |= {
-                f"{kind}_{k}": v
+                f"{name}_{k}": v
                 for k, v in _time_diffusion(engine, request, config, repeats).items()
             }
     return figures
@@ -239,6 +249,7 @@ def _time_diffusion(engine: Any, request: Any, config: Config, repeats: int) -> 
         "vae_decode_ms": round(1000 * spent["decode"] / repeats, 2),
         "loop_tools_ms": round(1000 * statistics.median(tools), 2),
         "overhead_pct": round(100 * (total - statistics.median(pipeline)) / total, 2),
+        "latent_seconds": float(output.metadata["latent_seconds"]),
     }
 
 

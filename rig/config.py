@@ -115,6 +115,7 @@ class SessionConfig:
     max_queue: int = 8  # requests that may wait; one more is refused with a clear error
     latest_wins: bool = False  # a new request for a slot cancels that slot's waiting ones
     actions_per_s: float = 2.0  # MIDI / OSC actions per second and source (bursts of 4)
+    warm: bool = True  # run the loop tools once when a worker starts (no first-take stall)
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,16 @@ class DiffusionConfig:
 
     sao_model: str = "stabilityai/stable-audio-open-1.0"  # diffusers folder or hub id
     sa3_model: str = "stabilityai/stable-audio-3-medium"  # diffusers folder or hub id
-    steps: int = 0  # denoising steps (0 = the model's default)
-    guidance: float = 7.0  # classifier-free guidance scale
-    negative_prompt: str = "low quality, distorted, clipping"
+    # Each engine its own sampling defaults: Stable Audio Open samples with guidance and a
+    # negative prompt; the distilled Stable Audio 3 Medium has guidance in its weights (diffusers
+    # documents 1.0 as the only sensible scale) and takes the scheduler's own step count.
+    sao_steps: int = 100  # denoising steps
+    sao_guidance: float = 7.0  # classifier-free guidance scale (1 = off)
+    sao_negative_prompt: str = "low quality, distorted, clipping"
+    sa3_steps: int = 0  # 0 = the scheduler's own: 8 (distilled Medium), 100 (base)
+    sa3_guidance: float = 1.0  # > 1 only for the non-distilled base checkpoint
+    sa3_negative_prompt: str = ""  # used only with guidance > 1
+    short_latents: bool = True  # Stable Audio Open denoises only the loop's length, not 47 s
     template: str = "{prompt}"  # text sent to the model; {prompt} is the whole structured prompt
     variations: int = 1  # waveforms per call (4 with spread > 0: a four-way stereo mix)
     spread: float = 0.0  # stereo width of four variations
@@ -141,7 +149,6 @@ class DiffusionConfig:
     device: str = "auto"  # as gan.device
     precision: str = "auto"  # as gan.precision
     cpu_offload: bool = False  # model CPU offload (small GPUs)
-    attention_slicing: bool = False  # less memory, a little slower
     compile: bool = False  # torch.compile the transformer (first call slower)
     preload: bool = False  # load the weights when `rig perform` starts
     loras: tuple[str, ...] = ()  # LoRA adapter folders as "path" or "path:strength" (sao)
@@ -304,13 +311,18 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "session.max_queue": (_ranged(1, 1000, _int), "RIG_MAX_QUEUE"),
     "session.latest_wins": (_bool, "RIG_LATEST_WINS"),
     "session.actions_per_s": (_ranged(0.1, 100.0), "RIG_ACTIONS_PER_S"),
+    "session.warm": (_bool, "RIG_WARM"),
     "gan.device": (_device, "RIG_GAN_DEVICE"),
     "gan.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_GAN_PRECISION"),
     "diffusion.sao_model": (_text, "RIG_SAO_MODEL"),
     "diffusion.sa3_model": (_text, "RIG_SA3_MODEL"),
-    "diffusion.steps": (_ranged(0, 1000, _int), "RIG_DIFFUSION_STEPS"),
-    "diffusion.guidance": (_ranged(0.0, 30.0), "RIG_DIFFUSION_GUIDANCE"),
-    "diffusion.negative_prompt": (lambda v: str(v).strip(), "RIG_NEGATIVE_PROMPT"),
+    "diffusion.sao_steps": (_ranged(1, 1000, _int), "RIG_SAO_STEPS"),
+    "diffusion.sao_guidance": (_ranged(0.0, 30.0), "RIG_SAO_GUIDANCE"),
+    "diffusion.sao_negative_prompt": (lambda v: str(v).strip(), "RIG_SAO_NEGATIVE_PROMPT"),
+    "diffusion.sa3_steps": (_ranged(0, 1000, _int), "RIG_SA3_STEPS"),
+    "diffusion.sa3_guidance": (_ranged(0.0, 30.0), "RIG_SA3_GUIDANCE"),
+    "diffusion.sa3_negative_prompt": (lambda v: str(v).strip(), "RIG_SA3_NEGATIVE_PROMPT"),
+    "diffusion.short_latents": (_bool, "RIG_SHORT_LATENTS"),
     "diffusion.template": (_text, "RIG_DIFFUSION_TEMPLATE"),
     "diffusion.variations": (_ranged(1, 8, _int), "RIG_DIFFUSION_VARIATIONS"),
     "diffusion.spread": (_ranged(0.0, 1.0), "RIG_DIFFUSION_SPREAD"),
@@ -318,7 +330,6 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "diffusion.device": (_device, "RIG_DIFFUSION_DEVICE"),
     "diffusion.precision": (_choice("auto", "fp32", "fp16", "bf16"), "RIG_DIFFUSION_PRECISION"),
     "diffusion.cpu_offload": (_bool, "RIG_DIFFUSION_CPU_OFFLOAD"),
-    "diffusion.attention_slicing": (_bool, "RIG_DIFFUSION_ATTENTION_SLICING"),
     "diffusion.compile": (_bool, "RIG_DIFFUSION_COMPILE"),
     "diffusion.preload": (_bool, "RIG_DIFFUSION_PRELOAD"),
     "diffusion.loras": (_loras, "RIG_LORAS"),
@@ -343,6 +354,28 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# Settings that were renamed or removed: (their variable, what to use instead). A config that
+# still sets one gets an error, never a silently ignored value.
+RETIRED: dict[str, tuple[str, str]] = {
+    "diffusion.steps": (
+        "RIG_DIFFUSION_STEPS",
+        "is per engine now: diffusion.sao_steps, .sa3_steps",
+    ),
+    "diffusion.guidance": (
+        "RIG_DIFFUSION_GUIDANCE",
+        "is per engine now: diffusion.sao_guidance, .sa3_guidance",
+    ),
+    "diffusion.negative_prompt": (
+        "RIG_NEGATIVE_PROMPT",
+        "is per engine now: diffusion.sao_negative_prompt, .sa3_negative_prompt",
+    ),
+    "diffusion.attention_slicing": (
+        "RIG_DIFFUSION_ATTENTION_SLICING",
+        "was removed: no Stable Audio component supports attention slicing",
+    ),
+}
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -352,6 +385,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     flat = _flatten(table)
+    for name in sorted(set(flat) & set(RETIRED)):
+        raise ConfigError(f"config file {path}: {name} {RETIRED[name][1]}")
     unknown = sorted(set(flat) - set(SETTINGS))
     if unknown:
         raise ConfigError(
@@ -390,6 +425,9 @@ def load_config(
     for name, (_, var) in SETTINGS.items():
         if env.get(var, "").strip():
             raw[name] = (env[var], f"${var}")
+    for var, why in RETIRED.values():
+        if env.get(var, "").strip():
+            raise ConfigError(f"${var} {why}")
     for name, value in (overrides or {}).items():
         if name not in SETTINGS:
             raise ConfigError(f"unknown setting {name!r}")

@@ -149,7 +149,8 @@ def _worker_main(
         import torch
 
         torch.set_num_threads(config.session.threads)
-    warm_up(config.audio)
+    if config.session.warm:
+        warm_up(config.audio)
     store = TakeStore(config.paths.takes, session, config.audio.wav_subtype)
     engines: dict[str, Engine] = {}
     conn.send(("ready",))

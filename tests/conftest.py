@@ -33,7 +33,7 @@ def config(tmp_path: Path) -> Config:
         osc=OscConfig(port=free_udp_port(), listen_port=free_udp_port()),
         paths=PathsConfig(takes=tmp_path / "takes", models=(tmp_path / "models",)),
         audio=AudioConfig(),
-        session=SessionConfig(timeout_s=60.0),
+        session=SessionConfig(timeout_s=60.0, warm=False),
     )
 
 

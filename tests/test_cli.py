@@ -142,7 +142,9 @@ def test_bad_prompt_is_one_clear_line(tmp_path: Path) -> None:
     assert verbose.stderr.strip().endswith("accepted: a tempo of 40-240 BPM")
 
 
-def test_doctor(tmp_path: Path) -> None:
+def test_doctor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = {
         "RIG_TAKES": str(tmp_path / "takes"),
         "RIG_LISTEN_PORT": str(free_udp_port()),
@@ -152,23 +154,26 @@ def test_doctor(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         env["RIG_UI_PORT"] = str(probe.getsockname()[1])
-    out = run("doctor", env=env, cwd=tmp_path)
+    out = run("doctor", env=env, cwd=tmp_path)  # the console command once, in its own process
     assert out.returncode == 0, out.stdout
     assert "take folder" in out.stdout and "torch" in out.stdout
     assert "web UI" in out.stdout and "midi" in out.stdout
     assert (
         "Stable Audio Open 1.0: stabilityai/stable-audio-open-1.0 is not downloaded" in out.stdout
     )
+    monkeypatch.chdir(tmp_path)  # the failures in this process: no second start-up
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     with socket.socket() as busy:  # another rig already serves the UI port: a real problem
         busy.bind(("127.0.0.1", int(env["RIG_UI_PORT"])))
         busy.listen()
-        out = run("doctor", env=env, cwd=tmp_path)
-    assert out.returncode == 1 and "FAIL  web UI" in out.stdout
+        assert cli.main(["doctor"]) == 1
+    assert "FAIL  web UI" in capsys.readouterr().out
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    out = run("doctor", env={**env, "RIG_TAKES": str(blocker / "takes")}, cwd=tmp_path)
-    assert out.returncode == 1
-    assert "FAIL  take folder" in out.stdout
+    monkeypatch.setenv("RIG_TAKES", str(blocker / "takes"))
+    assert cli.main(["doctor"]) == 1
+    assert "FAIL  take folder" in capsys.readouterr().out
 
 
 def test_bench_json(tmp_path: Path) -> None:

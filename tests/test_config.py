@@ -69,3 +69,13 @@ def test_bad_file(tmp_path: Path) -> None:
         load_config(toml, env={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", env={})
+
+
+def test_retired_settings_are_named_not_ignored(tmp_path: Path) -> None:
+    toml = tmp_path / "rig.toml"
+    toml.write_text("[diffusion]\nguidance = 3\n")
+    with pytest.raises(ConfigError, match=r"diffusion.guidance is per engine now: .*sao_guidance"):
+        load_config(toml, env={})
+    with pytest.raises(ConfigError, match=r"\$RIG_DIFFUSION_ATTENTION_SLICING was removed"):
+        load_config(None, env={"RIG_DIFFUSION_ATTENTION_SLICING": "1"})
+    assert load_config(None, env={"RIG_SA3_GUIDANCE": "4"}).diffusion.sa3_guidance == 4.0

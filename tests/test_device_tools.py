@@ -259,12 +259,12 @@ def test_lint_counts_declared_script_ports(tmp_path: Path) -> None:
 
 
 def test_lint_never_raises(tmp_path: Path) -> None:
-    """Random damage to a real device gives a report, never a traceback."""
+    """Random damage to a real device gives a report, never an exception."""
     rng = random.Random(0)
-    base = build_patcher()
+    base = json.dumps(build_patcher())
     junk = [None, 3, "x", [], {}, {"box": 1}, [1, 2], -1, 1.5, True]
     for trial in range(400):
-        document = copy.deepcopy(base)
+        document = json.loads(base)  # a fresh copy, faster than deepcopy
         target = document
         for _ in range(rng.randint(1, 7)):
             if isinstance(target, dict) and target:
@@ -279,10 +279,7 @@ def test_lint_never_raises(tmp_path: Path) -> None:
                     target[index] = rng.choice(junk)
                     break
                 target = target[index]
-        path = tmp_path / f"t{trial}.maxpat"
-        path.write_text(json.dumps(document))
-        report = lint_file(path)
-        assert not any("could not be fully checked" in str(p) for p in report.problems)
+        lint_patcher(document, tmp_path, Report(tmp_path / f"t{trial}.maxpat"))  # no exception
     for data in (b"", b"ampf", bytes(range(256)), b"\xff\xfe", b"[]", b'{"patcher": []}'):
         path = tmp_path / "raw.amxd"
         path.write_bytes(data)

@@ -35,7 +35,8 @@ def tiny_sa3_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine_for(
     config: Config, folder: Path, kind: str = "sao", **settings: object
 ) -> DiffusionEngine:
-    diffusion = DiffusionConfig(**{f"{kind}_model": str(folder)}, steps=3, **settings)  # type: ignore[arg-type]
+    chosen = {f"{kind}_model": str(folder), f"{kind}_steps": 3, **settings}
+    diffusion = DiffusionConfig(**chosen)  # type: ignore[arg-type]
     return DiffusionEngine(dataclasses.replace(config, diffusion=diffusion), kind)
 
 
@@ -60,6 +61,8 @@ def test_take_of_exact_length_with_progress(config: Config, tiny_folder: Path) -
     info = take.engine_info
     assert info["text"] == "dusty drums, Tempo: 100, Key: A minor, Genre: Techno"  # no length
     assert info["pipeline"] == "StableAudioPipeline" and info["seconds"] == 2.9
+    # short latents: ⌈2.9 s · 8000 / 256⌉ = 91 latent frames, not the model's whole 8.2 s
+    assert info["latent_seconds"] == round(91 * 256 / 8000, 4)
 
 
 def test_seed_decides_the_audio(config: Config, tiny_folder: Path) -> None:
@@ -97,14 +100,67 @@ def test_cancel_stops_between_steps(config: Config, tiny_folder: Path) -> None:
     assert seen == [1, 2]
 
 
-def test_scheduler_by_name(config: Config, tiny_folder: Path) -> None:
+def test_only_schedulers_that_feed_the_trained_noise_levels(
+    config: Config, tiny_folder: Path, tiny_sa3_folder: Path
+) -> None:
     quiet = lambda *a, **k: None  # noqa: E731
-    engine = engine_for(config, tiny_folder, scheduler="EDMDPMSolverMultistepScheduler")
-    out = engine.generate(ask("dusty drums, Tempo: 120, Bars: 1"), quiet)
-    assert type(engine.pipeline(None).scheduler).__name__ == "EDMDPMSolverMultistepScheduler"
-    assert out.audio.shape[0] == 2 and np.isfinite(out.audio).all()
+    request = ask("dusty drums, Tempo: 120, Bars: 1")
+    own = engine_for(config, tiny_folder).generate(request, quiet).audio
+    named = engine_for(config, tiny_folder, scheduler="CosineDPMSolverMultistepScheduler")
+    np.testing.assert_array_equal(named.generate(request, quiet).audio, own)  # equivalent
+    with pytest.raises(EngineError, match="'EDMDPMSolverMultistepScheduler' does not give Stable"):
+        engine_for(config, tiny_folder, scheduler="EDMDPMSolverMultistepScheduler").pipeline(None)
     with pytest.raises(EngineError, match="'Nope' is not a diffusers scheduler"):
         engine_for(config, tiny_folder, scheduler="Nope").pipeline(None)
+    sa3 = engine_for(config, tiny_sa3_folder, "sa3", scheduler="FlowMatchEulerDiscreteScheduler")
+    assert sa3.generate(request, quiet).audio.shape == (2, 20000)
+    with pytest.raises(EngineError, match="use FlowMatchEulerDiscreteScheduler"):
+        engine_for(
+            config, tiny_sa3_folder, "sa3", scheduler="CosineDPMSolverMultistepScheduler"
+        ).pipeline(None)
+
+
+def test_short_latents_denoise_only_the_loop(config: Config, tiny_folder: Path) -> None:
+    """The transformer sees the loop's latent frames, the seed still decides the audio, and the
+    full window stays one setting away."""
+    quiet = lambda *a, **k: None  # noqa: E731
+    lengths: list[int] = []
+    short = engine_for(config, tiny_folder)
+    short.pipeline(None).transformer.register_forward_pre_hook(
+        lambda module, args: lengths.append(args[0].shape[-1])
+    )
+    request = ask("dusty drums, Tempo: 120, Bars: 1")
+    first = short.generate(request, quiet)
+    assert set(lengths) == {79} and first.metadata["latent_seconds"] == round(79 * 256 / 8000, 4)
+    np.testing.assert_array_equal(short.generate(request, quiet).audio, first.audio)
+    full = engine_for(config, tiny_folder, short_latents=False).generate(request, quiet)
+    assert full.metadata["latent_seconds"] == 8.192 and full.audio.shape == first.audio.shape
+
+
+def test_each_engine_its_own_sampling_and_live_controls(
+    config: Config, tiny_folder: Path, tiny_sa3_folder: Path
+) -> None:
+    from rig.engines.diffusion_kind import SA3, SAO
+
+    defaults = DiffusionConfig()
+    assert (defaults.sa3_guidance, defaults.sa3_negative_prompt) == (1.0, "")  # distilled
+    assert (defaults.sao_guidance, defaults.sao_steps) == (7.0, 100)
+    sao_params = {p.name: p.default for p in SAO.params(config)}
+    assert sao_params == {"guidance": 7.0, "steps": 100.0}
+    assert {p.name: p.default for p in SA3.params(config)} == {"guidance": 1.0, "steps": 0.0}
+    quiet = lambda *a, **k: None  # noqa: E731
+    sa3 = engine_for(config, tiny_sa3_folder, "sa3", sa3_steps=0)
+    out = sa3.generate(ask("dusty drums, Tempo: 120, Bars: 1"), quiet)
+    scheduler_steps = 8 if sa3.pipeline(None).scheduler.config.stochastic_sampling else 100
+    assert out.replay.settings["steps"] == scheduler_steps  # the pipeline's own count
+    assert out.metadata["guidance"] == 1.0 and out.metadata["negative_prompt"] == ""
+    engine = engine_for(config, tiny_folder)
+    live = dataclasses.replace(ask("pad, Tempo: 120, Bars: 1"), controls={"guidance": 3.0})
+    made = engine.generate(dataclasses.replace(live, controls={"guidance": 3.0, "steps": 2}), quiet)
+    assert (made.metadata["guidance"], made.metadata["steps"]) == (3.0, 2)
+    replay = Request.of(dataclasses.replace(made.replay, controls={"steps": 3}), 7)
+    again = engine.generate(replay, quiet)
+    np.testing.assert_array_equal(again.audio, made.audio)  # recorded settings win
 
 
 def test_clear_errors(config: Config, tiny_folder: Path, tmp_path: Path) -> None:
@@ -122,7 +178,7 @@ def test_clear_errors(config: Config, tiny_folder: Path, tmp_path: Path) -> None
 
 
 def test_cli_on_a_saved_pipeline_and_offline_hub_id(tiny_folder: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "RIG_DIFFUSION_STEPS": "2", "RIG_TAKES": str(tmp_path / "takes")}
+    env = {**os.environ, "RIG_SAO_STEPS": "2", "RIG_TAKES": str(tmp_path / "takes")}
     out = subprocess.run(
         [
             sys.executable,
@@ -191,7 +247,7 @@ def test_bench_figures(config: Config) -> None:
     from rig.bench import bench_diffusion
 
     figures = bench_diffusion(config, repeats=1)
-    for kind in ("sao", "sa3"):
+    for kind in ("sao", "sao_full_window", "sa3"):
         for name in (
             "seconds_per_take",
             "text_encoding_ms",

@@ -25,7 +25,9 @@ from rig.ui import app
 
 @pytest.fixture
 def toy_rig(config: Config) -> Iterator[tuple[Performance, StandInDevice]]:
-    config = dataclasses.replace(config, session=SessionConfig(timeout_s=60.0, max_queue=1000))
+    config = dataclasses.replace(
+        config, session=SessionConfig(timeout_s=60.0, max_queue=1000, warm=False)
+    )
     device = StandInDevice(rig_port=config.osc.listen_port)
     config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
     config.paths.takes.mkdir(parents=True)

@@ -121,7 +121,7 @@ def test_queue_limit_latest_wins_and_cancel(config: Config) -> None:
     from rig.session import Session, SessionError
 
     config = dataclasses.replace(
-        config, session=SessionConfig(timeout_s=60.0, max_queue=3, latest_wins=True)
+        config, session=SessionConfig(timeout_s=60.0, max_queue=3, latest_wins=True, warm=False)
     )
     config.paths.takes.mkdir(parents=True)
     with Session(config, engines=REGISTRY) as session:
@@ -218,7 +218,7 @@ def test_the_time_limit_counts_generation_not_loading(config: Config) -> None:
 
     from rig.session import Session
 
-    config = dataclasses.replace(config, session=SessionConfig(timeout_s=2.0))
+    config = dataclasses.replace(config, session=SessionConfig(timeout_s=2.0, warm=False))
     config.paths.takes.mkdir(parents=True)
     with Session(config, engines=REGISTRY) as session:
         job = session.wait(session.submit(Request(parse_prompt("pad"), "slowload")).request.id, 60)

@@ -14,9 +14,11 @@ import pytest
 import soundfile
 from PIL import Image
 
+from rig.adapters import adapter_control
 from rig.config import Config, DiffusionConfig
 from rig.engines.base import EngineError, Request
 from rig.engines.diffusion import DiffusionEngine
+from rig.engines.diffusion_kind import SAO
 from rig.prompt import parse_prompt
 from rig.testing.tiny_pipelines import write_tiny
 from rig.train.lora import LoraError, LoraSettings, fill_caption, read_captions, train_lora
@@ -70,17 +72,33 @@ def test_two_steps_resume_and_the_adapter_changes_the_output(
     log = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3]
 
-    def render(loras: tuple[str, ...]) -> np.ndarray:
-        settings = DiffusionConfig(sao_model=str(base), steps=2, loras=loras)
-        engine = DiffusionEngine(dataclasses.replace(config, diffusion=settings), "sao")
-        request = Request(parse_prompt("dusty drums, Tempo: 120, Bars: 1"), "sao", seed=3)
-        return engine.generate(request, lambda *a, **k: None).audio
+    request = Request(parse_prompt("dusty drums, Tempo: 120, Bars: 1"), "sao", seed=3)
+    quiet = lambda *a, **k: None  # noqa: E731
 
-    plain = render(())
-    assert not np.allclose(render((f"{adapter}:1.0",)), plain)
-    assert np.allclose(render((f"{adapter}:0",)), plain, atol=1e-6)
+    def engine(loras: tuple[str, ...]) -> DiffusionEngine:
+        settings = DiffusionConfig(sao_model=str(base), sao_steps=2, loras=loras)
+        return DiffusionEngine(dataclasses.replace(config, diffusion=settings), "sao")
+
+    plain = engine(()).generate(request, quiet).audio
+    merged = engine((f"{adapter}:1.0",))
+    full = merged.generate(request, quiet)
+    assert not np.allclose(full.audio, plain)
+    assert full.replay.settings["loras"] == [f"{adapter}:1"]
+    assert np.allclose(engine((f"{adapter}:0",)).generate(request, quiet).audio, plain, atol=1e-6)
+    # the strength is a live control: no reload, and 0 gives back the base model's take
+    control = adapter_control(adapter)
+    with_lora = dataclasses.replace(config, diffusion=DiffusionConfig(loras=(f"{adapter}:1.0",)))
+    assert control == "lora_adapter" and control in {p.name for p in SAO.params(with_lora)}
+    off = merged.generate(dataclasses.replace(request, controls={control: 0.0}), quiet)
+    assert np.allclose(off.audio, plain, atol=1e-6) and off.replay.settings["loras"] == [
+        f"{adapter}:0"
+    ]
+    again = merged.generate(Request.of(full.replay, 9), quiet)  # recorded strength 1 wins
+    np.testing.assert_allclose(again.audio, full.audio, atol=1e-6)
+    with pytest.raises(EngineError, match=r"made with the LoRA .* which is not loaded"):
+        engine(()).generate(Request.of(full.replay, 10), quiet)
     with pytest.raises(EngineError, match="cannot be read"):
-        render((str(tmp_path / "missing"),))
+        engine((str(tmp_path / "missing"),)).generate(request, quiet)
 
 
 def test_only_stable_audio_open_bases(tmp_path: Path, data: Path) -> None:

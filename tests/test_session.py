@@ -22,7 +22,7 @@ from rig.testing.standin import StandInDevice
 @pytest.fixture
 def rig(config: Config) -> Iterator[tuple[Session, Link, StandInDevice]]:
     """A session with the test engine, its link, and a stand-in device, all on 127.0.0.1."""
-    config = dataclasses.replace(config, session=SessionConfig(timeout_s=8.0))
+    config = dataclasses.replace(config, session=SessionConfig(timeout_s=3.0, warm=False))
     device = StandInDevice(rig_port=config.osc.listen_port)
     config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
     config.paths.takes.mkdir(parents=True)
@@ -84,7 +84,7 @@ def test_crash_restarts_the_worker_and_the_slot_keeps_its_loop(rig) -> None:
 def test_hang_times_out_and_the_next_request_runs(rig) -> None:
     session, _, _ = rig
     hung = session.wait(ask(session, "hang here", slot=None), timeout=60)
-    assert hung.status == "failed" and "timed out after 8 s" in (hung.error or "")
+    assert hung.status == "failed" and "timed out after 3 s" in (hung.error or "")
     assert session.wait(ask(session, "next", slot=None), timeout=60).status == "done"
 
 

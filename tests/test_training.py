@@ -22,6 +22,7 @@ import torch
 from test_data import RATE, groove
 from tiny_models import TINY_AUDIO, TINY_GENERATOR, TINY_ISTFT, TINY_MELGAN
 
+from rig import cli
 from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
@@ -91,7 +92,9 @@ def test_dataset_audio_is_the_prepared_segments(data: tuple[Path, Path]) -> None
     assert dataset_audio(data[0], limit=4).shape == (4, TINY_AUDIO.samples)
 
 
-def test_stylegan2_two_steps_then_resume(gan_run: Path, data: tuple[Path, Path]) -> None:
+def test_stylegan2_two_steps_then_resume(
+    gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
     assert log_steps(gan_run) == [1, 2]
     state = json.loads((gan_run / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2 and state["wall_seconds"] > 0
@@ -102,7 +105,8 @@ def test_stylegan2_two_steps_then_resume(gan_run: Path, data: tuple[Path, Path])
     assert rate == TINY_AUDIO.mel.sr and len(preview) == 8 * TINY_AUDIO.samples  # 8 fixed latents
     assert (gan_run / "loss.png").is_file()
     before = tensors["G_ema/mapping.w_avg"].clone()
-    train_stylegan2(data[0], gan_run, GanSettings(**{**TWO_STEPS, "steps": 3}))
+    vocoder = export_run(vocoder_run, "voc", tmp_path)  # previews without Griffin-Lim's wait
+    train_stylegan2(data[0], gan_run, GanSettings(**{**TWO_STEPS, "steps": 3}), vocoder=vocoder)
     assert log_steps(gan_run) == [1, 2, 3]  # resumed at step 2, not from scratch
     after = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
     assert not torch.equal(before, after["G_ema/mapping.w_avg"])
@@ -126,10 +130,13 @@ def test_stylegan2_can_start_from_another_run(
         "step": source_step,
         "data": [{"dataset": str(data[0].resolve())}],
     }
-    train_stylegan2(data[1], run, GanSettings(**{**TWO_STEPS, "steps": 1}), init=gan_run)
-    assert log_steps(run) == [1]  # resumed, not started again
     models = tmp_path / "models"
-    export_run(vocoder_run, "tiny-vocoder", models)
+    vocoder = export_run(vocoder_run, "tiny-vocoder", models)
+    one_step = GanSettings(**{**TWO_STEPS, "steps": 1})
+    train_stylegan2(data[1], run, one_step, vocoder=vocoder, init=gan_run)  # vocoder previews
+    assert log_steps(run) == [1]  # resumed, not started again
+    preview, rate = soundfile.read(run / "previews" / "step-000001.wav")
+    assert rate == TINY_AUDIO.mel.sr and len(preview) == 8 * TINY_AUDIO.samples
     folder = export_run(run, "pads", models, "tiny-vocoder", notes=("Only 1 step.",))
     card = (folder / "MODEL_CARD.md").read_text()
     assert card.endswith("## Known weaknesses and notes\n\n- Only 1 step.\n")
@@ -287,26 +294,35 @@ def test_export_load_generate_and_eval(
 
 
 def test_cli_train_directions_and_eval(
-    gan_run: Path, vocoder_run: Path, data, tmp_path: Path
+    gan_run: Path, vocoder_run: Path, data, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     models = tmp_path / "models"
-    rig = [sys.executable, "-m", "rig"]
-    for args in (
+    for args in (  # in this process (a fresh interpreter per command costs seconds of imports)
         ["export", str(vocoder_run), "--name", "voc", "--models", str(models)],
         ["export", str(gan_run), "--name", "d", "--models", str(models), "--vocoder", "voc"],
         ["train", "directions", str(models / "d"), "--samples", "24", "--components", "2"],
-        ["eval", str(models / "d"), "--data", str(data[1]), "--loops", "4", "--json"],
     ):
-        done = subprocess.run([*rig, *args], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-    metrics = json.loads(done.stdout)
+        assert cli.main(args) == 0
+    capsys.readouterr()
+    eval_args = ["eval", str(models / "d"), "--data", str(data[1]), "--loops", "4", "--json"]
+    assert cli.main(eval_args) == 0
+    metrics = json.loads(capsys.readouterr().out)
     assert metrics["heldout_loops"] == 4 and metrics["fd_ratio"] >= 0
     config = json.loads((models / "d" / "config.json").read_text())
     assert set(config["directions"]) == {"complexity", "bass", "brightness", "pc1", "pc2"}
     assert config["directions"]["brightness"]["check"]["feature"] == "centroid"
     assert load_loop_model(models / "d").directions["pc1"].vector.norm() == pytest.approx(1.0)
-    bad = subprocess.run(
-        [*rig, "train", "stylegan2", str(tmp_path), "--out", str(tmp_path / "r")],
+    bad = subprocess.run(  # the console entry point's exit code and message
+        [
+            sys.executable,
+            "-m",
+            "rig",
+            "train",
+            "stylegan2",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

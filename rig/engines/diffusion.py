@@ -8,8 +8,13 @@ they have access to, named by ``diffusion.sao_model`` / ``diffusion.sa3_model`` 
 * text: the structured prompt formatted by ``diffusion.template`` (the performer's Tempo, Key,
   Genre and Instrument stay in the text, as fine-tunes are trained that way);
 * length: the asked bars at the asked tempo plus ``diffusion.tail_s``, which the loop tools trim.
-  Stable Audio Open always denoises its full 47 s latent, whatever the length asked: short loops
-  cost as much as long ones. Stable Audio 3 denoises only the asked duration;
+  Stable Audio Open's pipeline denoises its full 47 s latent whatever the length asked; with
+  ``diffusion.short_latents`` (the default) the engine hands it latents of the asked length
+  instead (the rotary embedding is sized from them), ~10x less work for a 2-bar loop. Stable
+  Audio 3 denoises only the asked duration itself. The take records ``latent_seconds``;
+* sampling: each engine its own steps, guidance and negative prompt (``diffusion.sao_*``,
+  ``diffusion.sa3_*``), the live controls ``guidance`` and ``steps`` over them, and a take's
+  recorded settings over both (Regenerate makes the same take);
 * ``diffusion.variations`` waveforms per call; with four and ``diffusion.spread`` > 0 they are
   mixed to one stereo loop like the GAN engine's four latents;
 * progress after every denoising step; a cancelled request stops at the next step.
@@ -18,6 +23,7 @@ they have access to, named by ``diffusion.sao_model`` / ``diffusion.sa3_model`` 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +44,14 @@ log = logging.getLogger(__name__)
 
 PIPELINES = {"sao": "StableAudioPipeline", "sa3": "StableAudio3Pipeline"}
 NAMES = {"sao": "Stable Audio Open 1.0", "sa3": "Stable Audio 3"}
+# The schedulers that feed each model the noise conditioning it was trained with. Stable Audio
+# Open's transformer takes the cosine scheduler's time atan(σ)·2/π in [0, 1]; an EDM scheduler
+# feeds it c_noise = ¼·ln σ (1.55 … −0.30), which it never saw. Stable Audio 3's pipeline sets
+# flow-matching sigmas, which only the flow-match Euler scheduler accepts.
+COMPATIBLE_SCHEDULERS = {
+    "sao": ("CosineDPMSolverMultistepScheduler",),
+    "sa3": ("FlowMatchEulerDiscreteScheduler",),
+}
 
 
 def prompt_text(prompt: Prompt, template: str) -> str:
@@ -64,33 +78,29 @@ def prompt_text(prompt: Prompt, template: str) -> str:
         ) from None
 
 
-def make_scheduler(name: str, config: Any) -> Any:
-    """A diffusers scheduler class by name, built from the pipeline scheduler's config.
+def make_scheduler(kind: str, name: str, config: Any) -> Any:
+    """A diffusers scheduler class by name for engine ``kind``, built from the pipeline
+    scheduler's config.
 
     Raises:
-        EngineError: no scheduler of that name.
+        EngineError: no scheduler of that name, or one that would feed the model noise levels
+            it was not trained with.
     """
     import diffusers
 
+    compatible = COMPATIBLE_SCHEDULERS[kind]
     cls = getattr(diffusers, name, None)
     if cls is None or not name.endswith("Scheduler"):
         raise EngineError(
-            f"diffusion.scheduler {name!r} is not a diffusers scheduler (e.g. "
-            "CosineDPMSolverMultistepScheduler, EDMDPMSolverMultistepScheduler)"
+            f"diffusion.scheduler {name!r} is not a diffusers scheduler; "
+            f"{NAMES[kind]} samples with {', '.join(compatible)}"
+        )
+    if name not in compatible:
+        raise EngineError(
+            f"diffusion.scheduler {name!r} does not give {NAMES[kind]} the noise levels it was "
+            f"trained with; use {' or '.join(compatible)} (or leave the setting empty)"
         )
     return cls.from_config(config)
-
-
-def parse_loras(items: tuple[str, ...]) -> list[tuple[Path, float]]:
-    """``("runs/a/adapter:0.7", "runs/b/adapter")`` → [(path, 0.7), (path, 1.0)]."""
-    parsed = []
-    for item in items:
-        path, _, strength = item.rpartition(":")
-        try:
-            parsed.append((Path(path).expanduser(), float(strength)))
-        except ValueError:
-            parsed.append((Path(item).expanduser(), 1.0))
-    return parsed
 
 
 def is_local(model: str) -> bool:
@@ -131,7 +141,7 @@ def load_pipeline(kind: str, model: str, dtype: torch.dtype) -> Any:
             )
         model = str(folder)
     try:
-        return getattr(diffusers, PIPELINES[kind]).from_pretrained(model, torch_dtype=dtype)
+        return getattr(diffusers, PIPELINES[kind]).from_pretrained(model, dtype=dtype)
     except GatedRepoError:
         raise EngineError(
             f"{name}: {model} is gated. Accept its licence on "
@@ -160,7 +170,7 @@ class DiffusionEngine:
         self.kind = kind
         self.settings: DiffusionConfig = config.diffusion
         self.device = pick_device(self.settings.device)
-        self.dtype = pick_dtype(self.device, self.settings.precision)
+        self.dtype = engine_dtype(kind, self.device, self.settings.precision)
         if config.session.threads:
             torch.set_num_threads(config.session.threads)
         if self.device.type == "cpu":
@@ -178,18 +188,18 @@ class DiffusionEngine:
     def _prepare(self, pipe: Any) -> Any:
         pipe.set_progress_bar_config(disable=True)
         if self.settings.scheduler:
-            pipe.scheduler = make_scheduler(self.settings.scheduler, pipe.scheduler.config)
+            pipe.scheduler = make_scheduler(
+                self.kind, self.settings.scheduler, pipe.scheduler.config
+            )
         if self.settings.cpu_offload and self.device.type == "cuda":
-            pipe.enable_model_cpu_offload()
+            pipe.enable_model_cpu_offload(device=self.device)  # cuda:N, not always cuda:0
         else:
             pipe.to(self.device)
-        if self.settings.attention_slicing and hasattr(pipe, "enable_attention_slicing"):
-            pipe.enable_attention_slicing()
         if self.settings.loras:
-            from rig.adapters import AdapterError, merge_adapters
+            from rig.adapters import AdapterError, AdapterMix, parse_loras
 
             try:
-                merge_adapters(pipe.transformer, parse_loras(self.settings.loras))
+                pipe.rig_adapters = AdapterMix(pipe.transformer, parse_loras(self.settings.loras))
             except AdapterError as error:
                 raise EngineError(str(error)) from None
         if self.settings.compile:
@@ -202,24 +212,30 @@ class DiffusionEngine:
         if prompt.tempo is None or prompt.bars is None:
             raise EngineError("the diffusion engines need the prompt's tempo and bars")
         pipe = self.pipeline(request.model)
+        loras = self._set_adapter_strengths(pipe, request)
         seconds = prompt.bars * prompt.beats_per_bar * 60.0 / prompt.tempo + self.settings.tail_s
         text = prompt_text(prompt, self.settings.template)
         seed = request.seed if request.seed is not None else 0
         choices = self._choices(request)
         steps = choices["steps"] or None
+        generator = torch.Generator().manual_seed(seed)
         arguments = {
             "prompt": text,
             "negative_prompt": choices["negative_prompt"] or None,
             "guidance_scale": choices["guidance"],
             "num_waveforms_per_prompt": self.settings.variations,
-            "generator": torch.Generator().manual_seed(seed),
+            "generator": generator,
             "output_type": "pt",
             **self._length_and_steps(pipe, seconds, steps, progress),
         }
+        if self.kind == "sao" and self.settings.short_latents:
+            arguments["latents"] = short_latents(pipe, seconds, self.settings.variations, generator)
         start = time.perf_counter()
         with torch.inference_mode():
             audios = pipe(**arguments).audios.float().cpu().numpy()  # [N, channels, samples]
         self.last_pipeline_s = time.perf_counter() - start
+        # the steps that ran: asked, or the pipeline's own choice (SA3: from its scheduler)
+        ran_steps = arguments.get("num_inference_steps") or int(getattr(pipe, "num_timesteps", 0))
         audio = self._combine(audios)
         rate = int(pipe.vae.config.sampling_rate)
         metadata = {
@@ -227,12 +243,13 @@ class DiffusionEngine:
             "pipeline": PIPELINES[self.kind],
             "text": text,
             "seed": seed,
-            "steps": arguments.get("num_inference_steps"),
+            "steps": ran_steps,
             "guidance": choices["guidance"],
             "negative_prompt": choices["negative_prompt"],
             "variations": self.settings.variations,
             "spread": self.settings.spread,
             "seconds": round(seconds, 4),
+            "latent_seconds": round(self._latent_seconds(pipe, arguments, seconds), 4),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
@@ -242,9 +259,9 @@ class DiffusionEngine:
             seed=seed,
             settings={
                 **choices,
-                "steps": arguments.get("num_inference_steps") or choices["steps"],
+                "steps": ran_steps,
                 "scheduler": type(pipe.scheduler).__name__,
-                "loras": list(self.settings.loras),
+                "loras": loras,
             },
         )
         return EngineOutput(
@@ -253,15 +270,56 @@ class DiffusionEngine:
 
     def _choices(self, request: Request) -> dict[str, Any]:
         """Steps, guidance and negative prompt: the request's recorded settings (a take made
-        again) over the configured ones."""
-        settings = request.settings
-        return {
-            "steps": int(settings.get("steps", self.settings.steps) or 0),
-            "guidance": float(settings.get("guidance", self.settings.guidance)),
-            "negative_prompt": str(
-                settings.get("negative_prompt", self.settings.negative_prompt) or ""
-            ),
+        again) over its live controls over this engine's configured defaults."""
+        defaults = {
+            name: getattr(self.settings, f"{self.kind}_{name}")
+            for name in ("steps", "guidance", "negative_prompt")
         }
+        chosen = {**defaults, **dict(request.controls), **dict(request.settings)}
+        return {
+            "steps": round(float(chosen["steps"] or 0)),
+            "guidance": float(chosen["guidance"]),
+            "negative_prompt": str(chosen["negative_prompt"] or ""),
+        }
+
+    def _set_adapter_strengths(self, pipe: Any, request: Request) -> list[str]:
+        """Re-merge the LoRAs at this request's strengths: recorded ones (a take made again) over
+        the live controls (``lora_<folder>``) over ``diffusion.loras``; returns them as
+        ``"folder:strength"``."""
+        from rig.adapters import adapter_control, parse_loras
+
+        mix = getattr(pipe, "rig_adapters", None)
+        loaded = mix.folders if mix is not None else []
+        recorded = dict(parse_loras(tuple(request.settings.get("loras") or ())))
+        missing = [f"{f}" for f, strength in recorded.items() if strength and f not in loaded]
+        if missing:
+            raise EngineError(
+                f"this take was made with the LoRA {', '.join(missing)}, which is not loaded: "
+                "add it to diffusion.loras to make the take again"
+            )
+        if mix is None:
+            return []
+        strengths = tuple(
+            recorded.get(folder, request.controls.get(adapter_control(folder), configured))
+            for folder, configured in zip(mix.folders, mix.configured, strict=True)
+        )
+        mix.set_strengths(strengths)
+        return [
+            f"{folder}:{strength:g}"
+            for folder, strength in zip(mix.folders, strengths, strict=True)
+        ]
+
+    def _latent_seconds(self, pipe: Any, arguments: dict[str, Any], seconds: float) -> float:
+        """Seconds of audio the sampler denoised: the given latents', Stable Audio Open's full
+        window, or Stable Audio 3's asked duration."""
+        if self.kind == "sa3":
+            return seconds
+        frames = (
+            arguments["latents"].shape[-1]
+            if "latents" in arguments
+            else pipe.transformer.config.sample_size
+        )
+        return float(frames * pipe.vae.hop_length / pipe.vae.config.sampling_rate)
 
     def _model_name(self) -> str:
         return self.settings.sao_model if self.kind == "sao" else self.settings.sa3_model
@@ -308,6 +366,25 @@ class DiffusionEngine:
             return stereo_mix(audios.mean(axis=1), self.settings.spread)
         first = audios[0]
         return np.repeat(first, 2, axis=0) if first.shape[0] == 1 else first[:2]
+
+
+def short_latents(
+    pipe: Any, seconds: float, variations: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Initial noise for ``seconds`` of Stable Audio Open audio: ``[variations, channels,
+    frames]`` with frames = ⌈seconds · rate / hop⌉ latent frames (not the model's full window),
+    drawn from ``generator`` on the CPU so a seed gives the same take on any device."""
+    frames = math.ceil(seconds * pipe.vae.config.sampling_rate / pipe.vae.hop_length)
+    shape = (variations, pipe.transformer.config.in_channels, frames)
+    return torch.randn(shape, generator=generator).to(pipe.transformer.dtype)
+
+
+def engine_dtype(kind: str, device: torch.device, precision: str) -> torch.dtype:
+    """Compute dtype: as :func:`rig.compute.pick_dtype`, except that ``"auto"`` runs Stable
+    Audio Open in fp16 on CUDA, as diffusers' own example for it does."""
+    if kind == "sao" and precision == "auto" and device.type == "cuda":
+        return torch.float16
+    return pick_dtype(device, precision)
 
 
 def sao(config: Config) -> DiffusionEngine:
