@@ -38,6 +38,8 @@ def generate(args: argparse.Namespace, config: Config) -> int:
     take = produce_take(request, engine, config, TakeStore(config.paths.takes), progress)
     if slot is not None:
         send_take(config, take, slot)
+    for variation in take.variations:  # to audition; the last line is the take a slot gets
+        _say(f"  variation {variation.engine_info.get('variation')}: {variation.wav}")
     print(take.wav)
     return 0
 

@@ -388,11 +388,20 @@ class Performance:
         jobs = self.session.snapshot()
         return [j for j in reversed(jobs) if j.status in ("done", "failed", "cancelled")][:limit]
 
+    def history_rows(self, limit: int = 50) -> list[tuple[Job, Take | None]]:
+        """The history as rows, newest job first: a row per take of a job (its variations
+        side by side), one without a take for a job that failed or was cancelled."""
+        rows: list[tuple[Job, Take | None]] = []
+        for job in self.history(limit):
+            rows.extend([(job, take) for take in job.takes] or [(job, None)])
+        return rows
+
     def find_take(self, take_id: str | None) -> Take | None:
-        """A take of this session by id (None when unknown)."""
+        """A take of this session by id, variations included (None when unknown)."""
         for job in self.session.snapshot():
-            if job.take is not None and job.take.id == take_id:
-                return job.take
+            for take in job.takes:
+                if take.id == take_id:
+                    return take
         return None
 
     def current(self) -> Job | None:

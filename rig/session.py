@@ -35,7 +35,8 @@ from rig.engines.base import (
     build_engine,
 )
 from rig.link import Link, LinkError
-from rig.loops import make_loop
+from rig.loops import Loop, make_loop
+from rig.prompt import Prompt
 from rig.takes import Take, TakeStore
 
 __all__ = [
@@ -99,6 +100,11 @@ class Job:
     submitted: float = 0.0
     finished: float | None = None
 
+    @property
+    def takes(self) -> tuple[Take, ...]:
+        """The take a slot gets, then the variations to audition; empty until done."""
+        return (self.take, *self.take.variations) if self.take is not None else ()
+
 
 def produce_take(
     request: Request, engine: Engine, config: Config, store: TakeStore, progress: ProgressFn
@@ -110,7 +116,8 @@ def produce_take(
             and its seed drawn (a fresh one otherwise).
 
     Returns:
-        The written :class:`Take`: the request's recipe, and the engine's replay recipe.
+        The written :class:`Take`: the request's recipe, and the engine's replay recipe; the
+        engine's other variations, each a take of its own, in its ``variations``.
 
     Raises:
         LoopError, TakeError, EngineError, Cancelled: nothing is written then.
@@ -119,8 +126,22 @@ def produce_take(
     prompt = request.prompt.with_defaults(music.tempo, music.bars, music.meter)
     request = replace(request, prompt=prompt).seeded()
     output = engine.generate(request, progress)
+    outputs = [output, *output.variations]
+    loops = [_loop_of(out, prompt, config) for out in outputs]  # all cut before any is written
+    takes = [
+        replace(
+            store.write(loop, request.recipe, out.replay, out.metadata, request.id),
+            spectrogram=out.spectrogram,
+        )
+        for loop, out in zip(loops, outputs, strict=True)
+    ]
+    return replace(takes[0], variations=tuple(takes[1:]))
+
+
+def _loop_of(output: EngineOutput, prompt: Prompt, config: Config) -> Loop:
+    """The engine's raw audio cut to the prompt's exact, click-free loop."""
     assert prompt.tempo is not None and prompt.bars is not None
-    loop = make_loop(
+    return make_loop(
         output.audio,
         output.sample_rate,
         prompt.tempo,
@@ -130,8 +151,6 @@ def produce_take(
         source_bpm=output.source_bpm,
         trim=not output.bar_aligned,
     )
-    take = store.write(loop, request.recipe, output.replay, output.metadata, request.id)
-    return replace(take, spectrogram=output.spectrogram)
 
 
 # -- the worker process ----------------------------------------------------------------------

@@ -117,6 +117,8 @@ class Take:
     # The engine's own spectrogram [n_mels, frames] (log-mel) when it has one; kept in memory for
     # the UI, never written (the WAV is the take).
     spectrogram: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The other takes the same request made to audition (in memory; each is a take on disk).
+    variations: tuple[Take, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def number(self) -> int:

@@ -86,6 +86,27 @@ def test_four_variations_spread_to_stereo(config: Config, tiny_folder: Path) -> 
     assert first.shape == mixed.shape
 
 
+def test_every_variation_is_a_take_that_can_be_made_again(
+    config: Config, tiny_folder: Path
+) -> None:
+    quiet = lambda *a, **k: None  # noqa: E731
+    engine = engine_for(config, tiny_folder, variations=3)
+    store = TakeStore(config.paths.takes)
+    take = produce_take(ask("dark bass, Tempo: 120, Bars: 1"), engine, config, store, quiet)
+    takes = [take, *take.variations]
+    assert [t.engine_info["variation"] for t in takes] == [1, 2, 3]
+    assert [t.replay.settings["variation"] for t in takes] == [1, 2, 3]
+    audio = [soundfile.read(t.wav)[0] for t in takes]
+    assert all(a.shape == (loop_length(120, 1, 4, 44100), 2) for a in audio)
+    assert not np.allclose(audio[0], audio[1]) and not np.allclose(audio[1], audio[2])
+    again = produce_take(Request.of(take.variations[0].replay, 2), engine, config, store, quiet)
+    assert again.variations == () and again.engine_info["variation"] == 2
+    np.testing.assert_array_equal(soundfile.read(again.wav)[0], audio[1])
+    bad = dataclasses.replace(take.replay, settings={**take.replay.settings, "variation": 5})
+    with pytest.raises(EngineError, match="variation 5 of a take made with 3 variations"):
+        engine.generate(Request.of(bad, 3), quiet)
+
+
 def test_cancel_stops_between_steps(config: Config, tiny_folder: Path) -> None:
     engine = engine_for(config, tiny_folder)
     seen: list[int] = []

@@ -63,6 +63,25 @@ def test_a_toy_engine_gets_a_page_midi_and_a_stage_line(toy_rig) -> None:
     assert again.take.wav.read_bytes()[44:] == job.take.wav.read_bytes()[44:]
 
 
+def test_variations_are_takes_side_by_side_and_any_goes_to_a_slot(toy_rig) -> None:
+    perf, device = toy_rig
+    perf.update(engine="toy", text="three tones", slot=1)
+    job = perf.session.wait(perf.generate().request.id, timeout=60)
+    assert job.status == "done", job.error
+    first, *others = job.takes
+    assert [t.engine_info["variation"] for t in job.takes] == [1, 2, 3]
+    assert len({t.wav for t in job.takes}) == 3 and all(t.wav.is_file() for t in job.takes)
+    (sent,) = device.wait_for("/rig/load")
+    assert sent[5] == first.id  # the first goes to the slot; the others wait to be auditioned
+    rows = app.history_rows(perf)
+    assert [row[1] for row in rows] == [t.id for t in job.takes]
+    assert [row[6] for row in rows] == ["variation 1 of 3", "variation 2 of 3", "variation 3 of 3"]
+    assert app.take_of_row(perf, 2) == others[1].id
+    assert app.take_action(perf, "send", others[1].id, 2) == f"sending {others[1].id} to slot 2"
+    loads = device.wait_for("/rig/load", count=2)
+    assert loads[-1][:2] == (2, str(others[1].wav)) and loads[-1][5] == others[1].id
+
+
 def test_the_page_polls_while_three_threads_submit(toy_rig) -> None:
     """Thread switches every microsecond, so an unlocked read of a table another thread grows
     fails here ("dictionary changed size during iteration") rather than on stage."""

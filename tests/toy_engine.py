@@ -25,21 +25,32 @@ def describe_toy(take: Take) -> str:
 
 
 class ToyEngine:
-    """A 220 Hz tone whose pitch wobbles at the ``wobble`` control's rate: 2 bars at 120 BPM."""
+    """A 220 Hz tone whose pitch wobbles at the ``wobble`` control's rate: 2 bars at 120 BPM.
+    A prompt with the word "three" gives two more takes to audition, a fifth and an octave up."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
     def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
         wobble = float(request.controls.get("wobble", WOBBLE.default))
-        t = np.arange(4 * RATE) / RATE
-        phase = 2 * np.pi * (220 * t + 5 * np.sin(2 * np.pi * wobble * t) / max(wobble, 1e-3))
         progress(1, 1, "tone")
-        tone = (0.3 * np.sin(phase)).astype(np.float32)
         replay = replace(request.recipe, controls={"wobble": wobble})
-        return EngineOutput(
-            np.stack([tone, tone]), RATE, {"wobble": wobble}, 120.0, True, replay=replay
+        main = EngineOutput(tone(220, wobble), RATE, {"wobble": wobble}, 120.0, True, replay=replay)
+        if "three" not in request.prompt.text.split():
+            return main
+        others = tuple(
+            replace(main, audio=tone(hz, wobble), metadata={"variation": k, "variations": 3})
+            for k, hz in ((2, 330), (3, 440))
         )
+        return replace(main, metadata={"variation": 1, "variations": 3}, variations=others)
+
+
+def tone(hz: float, wobble: float) -> np.ndarray:
+    """``[2, 4 s]`` of a tone at ``hz`` wobbling ±5 Hz at ``wobble`` Hz."""
+    t = np.arange(4 * RATE) / RATE
+    phase = 2 * np.pi * (hz * t + 5 * np.sin(2 * np.pi * wobble * t) / max(wobble, 1e-3))
+    wave = (0.3 * np.sin(phase)).astype(np.float32)
+    return np.stack([wave, wave])
 
 
 TOY = EngineKind("toy", "toy_engine:ToyEngine", toy_params, describe_toy, note="a test toy")

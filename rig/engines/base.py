@@ -210,6 +210,9 @@ class EngineOutput:
     bar_aligned: bool = False  # True: starts on the bar, so no silence trimming
     spectrogram: np.ndarray | None = None  # [n_mels, frames] log-mel to show, if there is one
     replay: Recipe | None = None  # the recipe that makes this again (None: the request's own)
+    # More takes from the same call to audition (a diffusion engine's other waveforms), each
+    # with the replay recipe that makes it again; the first output is the one a slot gets.
+    variations: tuple[EngineOutput, ...] = ()
 
 
 class ProgressFn(Protocol):

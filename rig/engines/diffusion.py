@@ -207,7 +207,8 @@ class DiffusionEngine:
         return pipe
 
     def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
-        """Stereo audio for ``request`` (before the loop tools)."""
+        """Stereo audio for ``request`` (before the loop tools): the first waveform, the others
+        as :attr:`EngineOutput.variations` — or, with four and a spread, one stereo mix."""
         prompt = request.prompt
         if prompt.tempo is None or prompt.bars is None:
             raise EngineError("the diffusion engines need the prompt's tempo and bars")
@@ -217,27 +218,13 @@ class DiffusionEngine:
         text = prompt_text(prompt, self.settings.template)
         seed = request.seed if request.seed is not None else 0
         choices = self._choices(request)
-        steps = choices["steps"] or None
-        generator = torch.Generator().manual_seed(seed)
-        arguments = {
-            "prompt": text,
-            "negative_prompt": choices["negative_prompt"] or None,
-            "guidance_scale": choices["guidance"],
-            "num_waveforms_per_prompt": self.settings.variations,
-            "generator": generator,
-            "output_type": "pt",
-            **self._length_and_steps(pipe, seconds, steps, progress),
-        }
-        if self.kind == "sao" and self.settings.short_latents:
-            arguments["latents"] = short_latents(pipe, seconds, self.settings.variations, generator)
+        arguments = self._arguments(pipe, text, seconds, seed, choices, progress)
         start = time.perf_counter()
         with torch.inference_mode():
             audios = pipe(**arguments).audios.float().cpu().numpy()  # [N, channels, samples]
         self.last_pipeline_s = time.perf_counter() - start
         # the steps that ran: asked, or the pipeline's own choice (SA3: from its scheduler)
         ran_steps = arguments.get("num_inference_steps") or int(getattr(pipe, "num_timesteps", 0))
-        audio = self._combine(audios)
-        rate = int(pipe.vae.config.sampling_rate)
         metadata = {
             "model": request.model or getattr(pipe, "name_or_path", ""),
             "pipeline": PIPELINES[self.kind],
@@ -246,8 +233,8 @@ class DiffusionEngine:
             "steps": ran_steps,
             "guidance": choices["guidance"],
             "negative_prompt": choices["negative_prompt"],
-            "variations": self.settings.variations,
-            "spread": self.settings.spread,
+            "variations": choices["variations"],
+            "spread": choices["spread"],
             "seconds": round(seconds, 4),
             "latent_seconds": round(self._latent_seconds(pipe, arguments, seconds), 4),
             "device": str(self.device),
@@ -258,29 +245,100 @@ class DiffusionEngine:
             model=request.model or self._model_name(),
             seed=seed,
             settings={
-                **choices,
+                **{k: v for k, v in choices.items() if k != "variation"},
                 "steps": ran_steps,
                 "scheduler": type(pipe.scheduler).__name__,
                 "loras": loras,
             },
         )
-        return EngineOutput(
-            audio, rate, metadata, source_bpm=prompt.tempo, bar_aligned=False, replay=replay
+        output = EngineOutput(
+            np.zeros((2, 0), np.float32),
+            int(pipe.vae.config.sampling_rate),
+            metadata,
+            source_bpm=prompt.tempo,
+            bar_aligned=False,
+            replay=replay,
         )
+        return self._split(audios, output, choices)
+
+    def _arguments(
+        self,
+        pipe: Any,
+        text: str,
+        seconds: float,
+        seed: int,
+        choices: dict[str, Any],
+        progress: ProgressFn,
+    ) -> dict[str, Any]:
+        """The pipeline call's arguments."""
+        generator = torch.Generator().manual_seed(seed)
+        arguments = {
+            "prompt": text,
+            "negative_prompt": choices["negative_prompt"] or None,
+            "guidance_scale": choices["guidance"],
+            "num_waveforms_per_prompt": choices["variations"],
+            "generator": generator,
+            "output_type": "pt",
+            **self._length_and_steps(pipe, seconds, choices["steps"] or None, progress),
+        }
+        if self.kind == "sao" and self.settings.short_latents:
+            arguments["latents"] = short_latents(pipe, seconds, choices["variations"], generator)
+        return arguments
+
+    def _split(
+        self, audios: np.ndarray, template: EngineOutput, choices: dict[str, Any]
+    ) -> EngineOutput:
+        """``[N, C, T]`` waveforms → the output: four with a spread mixed to one stereo loop;
+        otherwise each its own take (variation k of N, its replay picks k), the first for the
+        slot — or only the recorded variation when a take is made again."""
+        count = audios.shape[0]
+        if count == 4 and choices["spread"] > 0:
+            return replace(template, audio=stereo_mix(audios.mean(axis=1), choices["spread"]))
+        if count == 1:
+            return replace(template, audio=_stereo(audios[0]))
+        assert template.replay is not None
+        picks = [choices["variation"]] if choices["variation"] else range(1, count + 1)
+        outputs = [
+            replace(
+                template,
+                audio=_stereo(audios[k - 1]),
+                metadata={**template.metadata, "variation": k},
+                replay=replace(
+                    template.replay, settings={**template.replay.settings, "variation": k}
+                ),
+            )
+            for k in picks
+        ]
+        return replace(outputs[0], variations=tuple(outputs[1:]))
 
     def _choices(self, request: Request) -> dict[str, Any]:
         """Steps, guidance and negative prompt: the request's recorded settings (a take made
-        again) over its live controls over this engine's configured defaults."""
+        again) over its live controls over this engine's configured defaults; variations and
+        spread: recorded over configured; the variation a take made again picks (0: all).
+
+        Raises:
+            EngineError: a recorded variation outside 1…variations.
+        """
         defaults = {
             name: getattr(self.settings, f"{self.kind}_{name}")
             for name in ("steps", "guidance", "negative_prompt")
         }
         chosen = {**defaults, **dict(request.controls), **dict(request.settings)}
-        return {
+        recorded = request.settings
+        choices: dict[str, Any] = {
             "steps": round(float(chosen["steps"] or 0)),
             "guidance": float(chosen["guidance"]),
             "negative_prompt": str(chosen["negative_prompt"] or ""),
+            "variations": int(recorded.get("variations", self.settings.variations)),
+            "spread": float(recorded.get("spread", self.settings.spread)),
+            "variation": int(recorded.get("variation", 0)),
         }
+        if not 0 <= choices["variation"] <= choices["variations"]:
+            raise EngineError(
+                f"variation {choices['variation']} of a take made with "
+                f"{choices['variations']} variations"
+            )
+        return choices
 
     def _set_adapter_strengths(self, pipe: Any, request: Request) -> list[str]:
         """Re-merge the LoRAs at this request's strengths: recorded ones (a take made again) over
@@ -360,12 +418,10 @@ class DiffusionEngine:
             arguments["num_inference_steps"] = steps
         return arguments
 
-    def _combine(self, audios: np.ndarray) -> np.ndarray:
-        """``[N, C, T]`` waveforms → one ``[2, T]`` loop: the first, or four spread to stereo."""
-        if audios.shape[0] == 4 and self.settings.spread > 0:
-            return stereo_mix(audios.mean(axis=1), self.settings.spread)
-        first = audios[0]
-        return np.repeat(first, 2, axis=0) if first.shape[0] == 1 else first[:2]
+
+def _stereo(waveform: np.ndarray) -> np.ndarray:
+    """``[C, T]`` → ``[2, T]``: mono doubled, more channels cut to the first two."""
+    return np.repeat(waveform, 2, axis=0) if waveform.shape[0] == 1 else waveform[:2]
 
 
 def short_latents(

@@ -81,11 +81,13 @@ def _redraw(
 def history_rows(perf: Performance) -> list[list[Any]]:
     """The history table: newest first."""
     rows = []
-    for job in perf.history():
-        take = job.take
+    for job, take in perf.history_rows():
         request = job.request
         model = (take.replay.model if take else None) or request.model or request.engine
         status = "done" if job.status == "done" else f"{job.status}: {job.error or ''}"
+        if take is not None and take.engine_info.get("variation"):
+            info = take.engine_info
+            status = f"variation {info['variation']} of {info.get('variations', '?')}"
         rows.append(
             [
                 request.id,
@@ -102,8 +104,8 @@ def history_rows(perf: Performance) -> list[list[Any]]:
 
 def take_of_row(perf: Performance, row: int) -> str | None:
     """The id of the take shown in history row ``row`` (None for a failed job)."""
-    jobs = perf.history()
-    take = jobs[row].take if 0 <= row < len(jobs) else None
+    rows = perf.history_rows()
+    take = rows[row][1] if 0 <= row < len(rows) else None
     return take.id if take is not None else None
 
 
