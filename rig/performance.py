@@ -5,6 +5,7 @@ these; an action only changes this state or enqueues a request, it never runs an
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -29,7 +30,16 @@ from rig.prompt import (
 from rig.session import Job, Session, SessionError
 from rig.takes import Take
 
-ACTIONS = ("generate", "vary", "regenerate", "next_preset", "previous_preset", "cancel")
+ACTIONS = (
+    "generate",
+    "vary",
+    "vary_audio",
+    "regenerate",
+    "next_preset",
+    "previous_preset",
+    "cancel",
+)
+FROM_AUDIO_STRENGTH = 0.5  # noise level a "vary from audio" starts at: as much noise as take
 ACTION_BURST = 4  # actions a MIDI or OSC source may send at once before the rate applies
 DEFAULT_SLOTS = 8  # slots of the device until its hello says how many it has
 TEMPO_SETTLE_S = 1.0  # Live's tempo must hold this long before the slots are re-rendered
@@ -105,6 +115,7 @@ class Performance:
         self.set_index = 0
         self.preset_index = -1  # none chosen yet
         self.last: Recipe | None = None
+        self.from_audio_strength = FROM_AUDIO_STRENGTH  # the page's "from the take" slider
         self.revision = 0  # bumped by every change of the fields (the page redraws on it)
         self._lock = threading.RLock()
         self._retempo: threading.Timer | None = None
@@ -259,6 +270,34 @@ class Performance:
             raise ActionError("nothing to vary yet: generate first")
         return self._submit(replace(base, seed=None, target=None))
 
+    def vary_from_audio(self, take: Take | None = None, strength: float | None = None) -> Job:
+        """A new take that starts from ``take``'s loop (default: the newest take), any engine's:
+        its prompt, a new seed, and an engine that can start from audio (the take's own, else
+        the chosen one, else the first registered) at noise level ``strength`` in (0, 1]
+        (default :attr:`from_audio_strength`; 1 ignores the take)."""
+        take = take if take is not None else self._last_take()
+        strength = self.from_audio_strength if strength is None else float(strength)
+        if not (math.isfinite(strength) and 0.0 < strength <= 1.0):
+            raise ActionError(f"strength {strength!r}: how far from the take, in (0, 1]")
+        engine = self._audio_engine(take.recipe.engine)
+        same = engine == take.recipe.engine
+        recipe = replace(
+            take.recipe,
+            engine=engine,
+            model=take.recipe.model if same else None,
+            controls=take.recipe.controls if same else {},
+            seed=None,
+            target=None,
+            settings={"init_audio": str(take.wav), "strength": strength},
+        )
+        return self._submit(recipe)
+
+    def _audio_engine(self, preferred: str) -> str:
+        for name in (preferred, self.fields.engine, *self.kinds):
+            if name in self.kinds and self.kinds[name].from_audio:
+                return name
+        raise ActionError("no engine here can start from a take's audio (sao and sa3 can)")
+
     def regenerate(self, take: Take) -> Job:
         """``take`` again, identically: the recipe its engine said makes it again."""
         return self._submit(take.replay)
@@ -375,6 +414,8 @@ class Performance:
             return self.generate(argument)
         if name == "vary":
             return self.vary()
+        if name == "vary_audio":
+            return self.vary_from_audio()
         if name == "regenerate":
             take = self._last_take()
             return self.regenerate(take)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from rig.config import Config, DiffusionConfig
-from rig.engines.base import Cancelled, EngineError, Request
+from rig.engines.audio_init import sao_start
+from rig.engines.base import Cancelled, EngineError, EngineOutput, Request
 from rig.engines.diffusion import DiffusionEngine, prompt_text
 from rig.loops import loop_length
 from rig.prompt import parse_prompt
@@ -105,6 +108,73 @@ def test_every_variation_is_a_take_that_can_be_made_again(
     bad = dataclasses.replace(take.replay, settings={**take.replay.settings, "variation": 5})
     with pytest.raises(EngineError, match="variation 5 of a take made with 3 variations"):
         engine.generate(Request.of(bad, 3), quiet)
+
+
+def first_inputs(engine: DiffusionEngine) -> list[torch.Tensor]:
+    """Every latent input the transformer gets, in order (filled as the engine runs)."""
+    seen: list[torch.Tensor] = []
+    engine.pipeline(None).transformer.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append((args[0] if args else kwargs["hidden_states"]).clone()),
+        with_kwargs=True,
+    )
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["sao", "sa3"])
+def test_a_take_varied_from_its_audio(
+    config: Config, tiny_folder: Path, tiny_sa3_folder: Path, kind: str
+) -> None:
+    """Low noise keeps the take: the sampler's first input is mostly the take (two seeds agree),
+    at 1 it is all noise; the take records where it came from and is made again exactly."""
+    folder = tiny_folder if kind == "sao" else tiny_sa3_folder
+    engine = engine_for(config, folder, kind, **{f"{kind}_steps": 8})
+    quiet = lambda *a, **k: None  # noqa: E731
+    store = TakeStore(config.paths.takes)
+    source = produce_take(ask("dusty drums, Tempo: 120, Bars: 1"), engine, config, store, quiet)
+    seen = first_inputs(engine)
+
+    def start(strength: float, seed: int) -> tuple[np.ndarray, EngineOutput, int]:
+        settings = {"init_audio": str(source.wav), "strength": strength}
+        request = dataclasses.replace(ask("dark pad, Tempo: 120, Bars: 1", seed), settings=settings)
+        steps: list[int] = []
+        seen.clear()
+        out = engine.generate(request, lambda step, total, note="": steps.append(total))
+        return seen[0].flatten().float().numpy(), out, steps[-1]
+
+    near = np.corrcoef(start(0.1, 2)[0], start(0.1, 3)[0])[0, 1]
+    far = np.corrcoef(start(1.0, 2)[0], start(1.0, 3)[0])[0, 1]
+    assert near > 0.25 and abs(far) < near / 1.5, (near, far)
+    _, out, total = start(0.3, 2)
+    assert out.metadata["init_audio"] == str(source.wav) and out.metadata["strength"] == 0.3
+    # Stable Audio 3's audio-to-audio runs its whole count; Stable Audio Open starts part way
+    assert total == 8 if kind == "sa3" else 0 < total < 8
+    again = engine.generate(Request.of(out.replay, 9), quiet)
+    np.testing.assert_array_equal(again.audio, out.audio)
+    with pytest.raises(EngineError, match=r"strength 1\.5: how far from the take"):
+        engine.generate(dataclasses.replace(ask("x, Tempo: 120, Bars: 1"), settings={
+            "init_audio": str(source.wav), "strength": 1.5}), quiet)  # fmt: skip
+    gone = {"init_audio": str(source.wav.with_name("gone.wav")), "strength": 0.5}
+    with pytest.raises(EngineError, match=r"the take to vary from cannot be read: .*gone\.wav"):
+        engine.generate(dataclasses.replace(ask("x, Tempo: 120, Bars: 1"), settings=gone), quiet)
+
+
+def test_stable_audio_open_starts_at_the_sigma_of_the_noise_level(
+    config: Config, tiny_folder: Path
+) -> None:
+    """z = E(take) + σ·ε exactly, σ the first schedule step at or below σ_data·tan(s·π/2)."""
+    pipe = engine_for(config, tiny_folder).pipeline(None)
+    audio = torch.randn(1, 2, 79 * 256, generator=torch.Generator().manual_seed(0)) * 0.1
+    latents, scheduler, run = sao_start(pipe, audio, 8, 0.5, 2, torch.Generator().manual_seed(4))
+    pipe.scheduler.set_timesteps(8)
+    full = pipe.scheduler.sigmas
+    sigma = float(scheduler.sigmas[0])
+    target = pipe.scheduler.config.sigma_data * math.tan(0.5 * math.pi / 2)
+    assert sigma <= target < float(full[8 - run - 1]) and sigma == float(full[8 - run])
+    assert type(scheduler).__name__ == type(pipe.scheduler).__name__ and 0 < run < 8
+    encoded = pipe.vae.encode(audio).latent_dist.mode()
+    noise = torch.randn((2, *encoded.shape[1:]), generator=torch.Generator().manual_seed(4))
+    expected = (encoded + sigma * noise) / scheduler.init_noise_sigma
+    torch.testing.assert_close(latents, expected.to(latents.dtype))
 
 
 def test_cancel_stops_between_steps(config: Config, tiny_folder: Path) -> None:

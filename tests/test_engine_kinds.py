@@ -8,13 +8,15 @@ import dataclasses
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import gradio as gr
 import mido
 import pytest
+import soundfile
 from fake_engines import REGISTRY
 
-from rig.config import Config, SessionConfig
+from rig.config import Config, DiffusionConfig, SessionConfig
 from rig.link import Link
 from rig.midi import MidiController, MidiMapping
 from rig.performance import ActionError, Performance
@@ -23,15 +25,15 @@ from rig.testing.standin import StandInDevice
 from rig.ui import app
 
 
-@pytest.fixture
-def toy_rig(config: Config) -> Iterator[tuple[Performance, StandInDevice]]:
+def running_rig(
+    config: Config, engines: dict[str, str]
+) -> Iterator[tuple[Performance, StandInDevice]]:
     config = dataclasses.replace(
         config, session=SessionConfig(timeout_s=60.0, max_queue=1000, warm=False)
     )
     device = StandInDevice(rig_port=config.osc.listen_port)
     config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
     config.paths.takes.mkdir(parents=True)
-    engines = {**REGISTRY, "toy": "toy_engine:TOY"}
     with (
         device,
         Link(config.osc, config.paths.takes) as link,
@@ -42,10 +44,59 @@ def toy_rig(config: Config) -> Iterator[tuple[Performance, StandInDevice]]:
         perf.close()
 
 
+@pytest.fixture
+def toy_rig(config: Config) -> Iterator[tuple[Performance, StandInDevice]]:
+    yield from running_rig(config, {**REGISTRY, "toy": "toy_engine:TOY"})
+
+
+def test_any_take_can_be_varied_from_its_audio_by_a_diffusion_engine(
+    config: Config, tmp_path: Path
+) -> None:
+    """A toy take (no diffusion in it) → Stable Audio Open starts from its loop: the page's
+    button and the MIDI/OSC action, with the noise level the page's slider set."""
+    from rig.testing.tiny_pipelines import write_tiny
+
+    tiny = write_tiny("sao", tmp_path / "tiny-sao")
+    config = dataclasses.replace(
+        config, diffusion=DiffusionConfig(sao_model=str(tiny), sao_steps=4)
+    )
+    engines = {"toy": "toy_engine:TOY", "sao": "rig.engines.diffusion_kind:SAO"}
+    for perf, _device in running_rig(config, engines):
+        perf.update(engine="toy", text="a toy tone", slot=None)
+        toy = perf.session.wait(perf.generate().request.id, timeout=60).take
+        perf.from_audio_strength = 0.3
+        said = app.take_action(perf, "vary_audio", toy.id, 1)
+        assert said.startswith("queued #2 (vary_audio of")
+        job = perf.session.wait(2, timeout=120)
+        assert job.status == "done", job.error
+        recipe = job.take.recipe
+        assert (recipe.engine, recipe.controls, recipe.model) == ("sao", {}, None)
+        assert recipe.settings == {"init_audio": str(toy.wav), "strength": 0.3}
+        assert recipe.prompt == toy.recipe.prompt and recipe.seed != toy.recipe.seed
+        assert job.take.engine_info["strength"] == 0.3 and job.total < 4  # started part way
+        assert soundfile.info(str(job.take.wav)).frames == soundfile.info(str(toy.wav)).frames
+        action = perf.action("vary_audio", None, "osc")  # the newest take: the sao one
+        assert action.request.recipe.settings["init_audio"] == str(job.take.wav)
+        with pytest.raises(ActionError, match=r"strength 1\.5: how far from the take"):
+            perf.vary_from_audio(toy, 1.5)
+
+
+def test_without_an_engine_that_starts_from_audio_the_action_says_so(toy_rig) -> None:
+    perf, _ = toy_rig
+    perf.update(engine="toy", text="a toy tone", slot=None)
+    perf.session.wait(perf.generate().request.id, timeout=60)
+    with pytest.raises(ActionError, match="no engine here can start from a take's audio"):
+        perf.vary_from_audio()
+
+
 def test_a_toy_engine_gets_a_page_midi_and_a_stage_line(toy_rig) -> None:
     perf, device = toy_rig
     page = app.build_ui(perf, MidiController(MidiMapping(), perf))
-    sliders = [b for b in page.blocks.values() if isinstance(b, gr.Slider)]
+    sliders = [
+        b
+        for b in page.blocks.values()
+        if isinstance(b, gr.Slider) and (b.elem_id or "").startswith("control-")
+    ]
     assert [(s.label, s.elem_id) for s in sliders] == [("wobble", "control-toy-wobble")]
     engines = next(b for b in page.blocks.values() if getattr(b, "label", None) == "engine")
     assert "toy: a test toy" in engines.info

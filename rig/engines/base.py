@@ -258,6 +258,8 @@ class EngineKind:
     params: Callable[[Config], list[Param]] = no_params
     describe: Callable[[Take], str] = describe_recipe
     follows_tempo: bool = False  # cheap enough to re-render every slot at a new tempo
+    # Starts from a take's audio when a request's settings name one ("init_audio", "strength")
+    from_audio: bool = False
     note: str = ""  # one line for the page's engine menu (speed, cost)
 
     def build(self, config: Config) -> Engine:

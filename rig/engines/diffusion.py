@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from rig.compute import pick_device, pick_dtype
+from rig.engines.audio_init import check_strength, read_init_audio, sao_start
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
 from rig.mix import stereo_mix
 from rig.prompt import Prompt, format_prompt
@@ -219,9 +220,11 @@ class DiffusionEngine:
         seed = request.seed if request.seed is not None else 0
         choices = self._choices(request)
         arguments = self._arguments(pipe, text, seconds, seed, choices, progress)
+        runner, scheduler = pipe, None
+        if choices["init_audio"]:
+            runner, scheduler = self._from_audio(pipe, arguments, seconds, choices, progress)
         start = time.perf_counter()
-        with torch.inference_mode():
-            audios = pipe(**arguments).audios.float().cpu().numpy()  # [N, channels, samples]
+        audios = _run(runner, arguments, scheduler)  # [N, channels, samples]
         self.last_pipeline_s = time.perf_counter() - start
         # the steps that ran: asked, or the pipeline's own choice (SA3: from its scheduler)
         ran_steps = arguments.get("num_inference_steps") or int(getattr(pipe, "num_timesteps", 0))
@@ -237,6 +240,11 @@ class DiffusionEngine:
             "spread": choices["spread"],
             "seconds": round(seconds, 4),
             "latent_seconds": round(self._latent_seconds(pipe, arguments, seconds), 4),
+            **(
+                {"init_audio": choices["init_audio"], "strength": choices["strength"]}
+                if choices["init_audio"]
+                else {}
+            ),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
@@ -285,6 +293,51 @@ class DiffusionEngine:
             arguments["latents"] = short_latents(pipe, seconds, choices["variations"], generator)
         return arguments
 
+    def _from_audio(
+        self,
+        pipe: Any,
+        arguments: dict[str, Any],
+        seconds: float,
+        choices: dict[str, Any],
+        progress: ProgressFn,
+    ) -> tuple[Any, Any]:
+        """Start from the take ``choices["init_audio"]``: edits ``arguments``; returns the
+        pipeline to call and the scheduler to call it with (None: its own)."""
+        rate, channels = int(pipe.vae.config.sampling_rate), int(pipe.vae.config.audio_channels)
+        path, strength = Path(choices["init_audio"]), choices["strength"]
+        if self.kind == "sa3":
+            arguments.pop("guidance_scale")
+            arguments.pop("negative_prompt")
+            arguments["audio"] = read_init_audio(path, rate, round(seconds * rate), channels)
+            arguments["init_noise_level"] = strength
+            return self._audio_to_audio(pipe), None
+        frames = (
+            arguments["latents"].shape[-1]
+            if "latents" in arguments
+            else pipe.transformer.config.sample_size
+        )
+        audio = read_init_audio(path, rate, frames * pipe.vae.hop_length, channels)
+        steps = int(arguments["num_inference_steps"])
+        latents, scheduler, run = sao_start(
+            pipe, audio, steps, strength, choices["variations"], arguments["generator"]
+        )
+
+        def step(index: int, timestep: Any, latents: Any) -> None:
+            progress(index + 1, run, "denoising from the take")
+
+        arguments.update(latents=latents, callback=step)
+        return pipe, scheduler
+
+    def _audio_to_audio(self, pipe: Any) -> Any:
+        """Stable Audio 3's audio-to-audio pipeline on ``pipe``'s components (made once)."""
+        if getattr(pipe, "rig_audio_to_audio", None) is None:
+            import diffusers
+
+            a2a: Any = diffusers.StableAudio3AudioToAudioPipeline(**pipe.components)
+            a2a.set_progress_bar_config(disable=True)
+            pipe.rig_audio_to_audio = a2a
+        return pipe.rig_audio_to_audio
+
     def _split(
         self, audios: np.ndarray, template: EngineOutput, choices: dict[str, Any]
     ) -> EngineOutput:
@@ -332,6 +385,8 @@ class DiffusionEngine:
             "variations": int(recorded.get("variations", self.settings.variations)),
             "spread": float(recorded.get("spread", self.settings.spread)),
             "variation": int(recorded.get("variation", 0)),
+            "init_audio": str(recorded.get("init_audio") or ""),
+            "strength": check_strength(float(recorded.get("strength", 1.0))),
         }
         if not 0 <= choices["variation"] <= choices["variations"]:
             raise EngineError(
@@ -417,6 +472,19 @@ class DiffusionEngine:
         if steps:
             arguments["num_inference_steps"] = steps
         return arguments
+
+
+def _run(runner: Any, arguments: dict[str, Any], scheduler: Any) -> np.ndarray:
+    """Call the pipeline ``runner`` (with ``scheduler`` in place of its own for this call);
+    returns ``[N, channels, samples]`` float32."""
+    own = runner.scheduler
+    if scheduler is not None:
+        runner.scheduler = scheduler
+    try:
+        with torch.inference_mode():
+            return runner(**arguments).audios.float().cpu().numpy()
+    finally:
+        runner.scheduler = own
 
 
 def _stereo(waveform: np.ndarray) -> np.ndarray:

@@ -74,6 +74,7 @@ SAO = EngineKind(
     "sao",
     "rig.engines.diffusion:sao",
     params=sampling_params("sao"),
+    from_audio=True,
     describe=describe_diffusion_take,
     note="Stable Audio Open: minutes a loop on a CPU",
 )
@@ -81,6 +82,7 @@ SA3 = EngineKind(
     "sa3",
     "rig.engines.diffusion:sa3",
     params=sampling_params("sa3"),
+    from_audio=True,
     describe=describe_diffusion_take,
     note="Stable Audio 3",
 )

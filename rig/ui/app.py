@@ -124,7 +124,7 @@ def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]
 
 
 def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) -> str:
-    """The history's buttons: send to slot, vary, regenerate."""
+    """The history's buttons: send to slot, vary, vary from its audio, regenerate."""
     take = perf.find_take(take_id)
     if take is None:
         return "⚠ select a take first"
@@ -135,7 +135,10 @@ def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) 
             number = perf.check_slot(whole(slot))
             perf.send(take, number)
             return f"sending {take.id} to slot {number}"
-        job = perf.vary(take) if action == "vary" else perf.regenerate(take)
+        if action == "vary_audio":
+            job = perf.vary_from_audio(take)
+        else:
+            job = perf.vary(take) if action == "vary" else perf.regenerate(take)
     except (ActionError, SessionError, ValueError) as error:
         return f"⚠ {error}"
     return f"queued #{job.request.id} ({action} of {take.id})"
@@ -271,6 +274,16 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             )
             send = gr.Button("Send to slot")
             vary = gr.Button("Vary")
+            from_audio = gr.Button("Vary from audio", elem_id="vary-audio")
+            strength = gr.Slider(
+                0.05,
+                1.0,
+                value=perf.from_audio_strength,
+                step=0.05,
+                label="from the take: noise",
+                info="0.05 stays close to the take, 1 ignores it (a diffusion engine)",
+                elem_id="from-audio-strength",
+            )
             again = gr.Button("Regenerate")
             cancel = gr.Button("Cancel the queue", variant="stop", elem_id="cancel")
         if midi is not None:
@@ -334,6 +347,8 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         send.click(partial(take_action, perf, "send"), [selected, send_slot], status)
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
+        from_audio.click(partial(take_action, perf, "vary_audio"), [selected, send_slot], status)
+        strength.release(lambda value: setattr(perf, "from_audio_strength", float(value)), strength)
         cancel.click(partial(cancel_all, perf), None, status)
 
         def tick(*args: Any) -> list[Any]:
