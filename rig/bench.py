@@ -11,12 +11,16 @@ random weights (speed does not depend on training), and the plain MelGAN vocoder
 ``rig bench train`` times training steps on random data at the default sizes: StyleGAN2 (batch 8,
 one generator and one discriminator update, with and without the lazy R1 step) and the iSTFT
 vocoder (batch 8 of 0.5-s crops, reconstruction losses alone and with the discriminators).
+
+``rig bench lora`` times a LoRA training step on the tiny pipeline, and projects Stable Audio
+Open's full-size step from one full-size transformer block (10 s crops and the whole window).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 import tempfile
 import threading
@@ -285,6 +289,69 @@ def _no_progress(step: int, total: int, note: str = "") -> None:
     pass
 
 
+def bench_lora(config: Config, repeats: int = 3) -> dict[str, Any]:
+    """Seconds per LoRA training step: the tiny random pipeline's whole step (batch 2, its
+    window), and Stable Audio Open at full size projected from one full-size transformer block
+    (1536 wide, 24 heads, LoRA on its attention) forward and backward at batch 2 — for the
+    default 10 s crops and the whole 47.55 s window — times the model's 24 blocks (the
+    embeddings and projections around them are left out)."""
+    import numpy as np
+    import soundfile
+    import torch
+    from diffusers import StableAudioDiTModel
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from rig.testing.tiny_pipelines import write_tiny
+    from rig.train import lora
+
+    if config.session.threads:
+        torch.set_num_threads(config.session.threads)
+    figures: dict[str, Any] = {"threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base = write_tiny("sao", root / "sao")
+        noise = np.random.default_rng(0).standard_normal((8 * 8000, 2)).astype(np.float32)
+        soundfile.write(root / "a.wav", 0.1 * noise, 8000)
+        (root / "data.csv").write_text("file,caption\na.wav,noise, Tempo: 120, Key: A minor\n")
+        settings = lora.LoraSettings(steps=2 + repeats, batch=2, rank=16, seconds=10.0)
+        lora.train_lora(root / "data.csv", base, root / "run", settings)
+        log = (root / "run" / "loss.jsonl").read_text().splitlines()
+        times = [json.loads(line)["time"] for line in log]  # each step's end (first: warm-up)
+        figures["tiny_step_s"] = statistics.median(np.diff(times[1:]))
+    torch.manual_seed(0)
+    block: Any = StableAudioDiTModel(num_layers=1)
+    inject_adapter_in_model(
+        LoraConfig(r=16, lora_alpha=16, target_modules=list(lora.TARGETS)), block
+    )
+    block.requires_grad_(False)
+    for name, param in block.named_parameters():
+        param.requires_grad_("lora_" in name)
+    for label, seconds in (("10s", 10.0), ("47s", 47.55)):
+        frames = math.ceil(seconds * 44100 / 2048)
+        run = partial(_full_block_step, block, frames)
+        figures[f"full_block_{label}_s"] = _median_ms(run, repeats) / 1000
+        figures[f"full_projected_step_{label}_s"] = 24 * figures[f"full_block_{label}_s"]
+    return {f"lora_{k}" if k != "threads" else k: round(v, 3) if isinstance(v, float) else v
+            for k, v in figures.items()}  # fmt: skip
+
+
+def _full_block_step(block: Any, frames: int) -> None:
+    """One forward and backward of a one-block full-size Stable Audio DiT at batch 2."""
+    import torch
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+    rotary = get_1d_rotary_pos_embed(32, frames + 1, use_real=True, repeat_interleave_real=False)
+    out = block(
+        torch.randn(2, 64, frames),
+        torch.rand(2),
+        encoder_hidden_states=torch.randn(2, 130, 768),
+        global_hidden_states=torch.randn(2, 1, 1536),
+        rotary_embedding=rotary,
+        return_dict=False,
+    )[0]
+    out.square().mean().backward()
+
+
 def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
     """Seconds per training step of StyleGAN2 and the vocoder (see the module docstring)."""
     import torch
@@ -338,6 +405,7 @@ BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "gan": bench_gan,
     "diffusion": bench_diffusion,
     "train": bench_train,
+    "lora": bench_lora,
     "sound": _sound,
 }
 

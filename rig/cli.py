@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed; prints figures")
     bench.add_argument(
         "what",
-        choices=["loops", "gan", "diffusion", "train", "sound"],
+        choices=["loops", "gan", "diffusion", "train", "lora", "sound"],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")

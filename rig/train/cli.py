@@ -112,15 +112,22 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     lora = train_sub.add_parser("lora", help="LoRA fine-tuning of Stable Audio Open")
     lora.add_argument("data", type=Path, help="CSV (file,caption) or JSONL of recordings")
     lora.add_argument("--base", type=Path, required=True, help="the base pipeline folder")
-    lora.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
-    lora.add_argument("--steps", type=int, default=1000)
+    _run_flags(lora, steps=1000, save_every=100)
     lora.add_argument("--batch", type=int, default=2)
     lora.add_argument("--lr", type=float, default=1e-4, help="learning rate")
     lora.add_argument("--rank", type=int, default=16)
     lora.add_argument("--alpha", type=int, default=16)
-    lora.add_argument("--seconds", type=float, default=10.0, help="chunk length")
-    lora.add_argument("--save-every", type=int, default=100)
-    lora.add_argument("--seed", type=int, default=0)
+    lora.add_argument("--seconds", type=float, default=10.0, help="random crop length, s")
+    lora.add_argument(
+        "--cfg-dropout", type=float, default=0.1, help="share of captions dropped (guidance)"
+    )
+    lora.add_argument(
+        "--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+        help="auto: bf16/fp16 autocast on CUDA, fp32 on the CPU",
+    )  # fmt: skip
+    lora.add_argument(
+        "--no-gradient-checkpointing", action="store_true", help="faster on CUDA, more memory"
+    )
     config_flags(train)
 
     export = sub.add_parser("export", help="a training run → a release folder under models/")
@@ -275,6 +282,9 @@ def _train_lora(args: argparse.Namespace, config: Config) -> int:
 
     if args.steps < 1 or args.batch < 1 or args.rank < 1 or args.seconds <= 0:
         raise ValueError("--steps, --batch and --rank must be ≥ 1 and --seconds > 0")
+    if not 0.0 <= args.cfg_dropout < 1.0:
+        raise ValueError(f"--cfg-dropout {args.cfg_dropout}: a share in [0, 1)")
+    _threads(args)
     settings = LoraSettings(
         steps=args.steps,
         batch=args.batch,
@@ -282,6 +292,11 @@ def _train_lora(args: argparse.Namespace, config: Config) -> int:
         rank=args.rank,
         alpha=args.alpha,
         seconds=args.seconds,
+        cfg_dropout=args.cfg_dropout,
+        device=args.device,
+        precision=args.precision,
+        gradient_checkpointing=not args.no_gradient_checkpointing,
+        minutes=args.minutes,
         save_every=max(1, args.save_every),
         seed=args.seed,
     )
