@@ -39,6 +39,7 @@ ACTIONS = (
     "previous_preset",
     "cancel",
 )
+NEGATIVE_LIMIT = 300  # characters of a negative prompt
 FROM_AUDIO_STRENGTH = 0.5  # noise level a "vary from audio" starts at: as much noise as take
 ACTION_BURST = 4  # actions a MIDI or OSC source may send at once before the rate applies
 DEFAULT_SLOTS = 8  # slots of the device until its hello says how many it has
@@ -60,6 +61,9 @@ class Fields:
     bars: int | None = None
     genre: str | None = None
     instrument: str | None = None
+    # What a diffusion engine steers away from; None: the engine's own (diffusion.<engine>_
+    # negative_prompt), "": none at all. Other engines ignore it.
+    negative: str | None = None
     engine: str = "gan"
     model: str | None = None  # None: the engine picks from the prompt
     slot: int | None = 1  # None: do not send
@@ -164,6 +168,7 @@ class Performance:
             "key": lambda v: parse_key(str(v)),
             "genre": lambda v: check_text("Genre", str(v)),
             "instrument": lambda v: check_text("Instrument", str(v)),
+            "negative": lambda v: check_text("Negative prompt", str(v), NEGATIVE_LIMIT),
             "slot": self.check_slot,
             "seed": check_seed,
         }
@@ -256,6 +261,7 @@ class Performance:
                 f.slot if slot is None else self.check_slot(slot),
                 f.seed,
                 dict(f.controls.get(f.engine, {})),
+                settings={"negative_prompt": f.negative} if f.negative is not None else {},
             )
 
     # -- actions ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rig.link import LinkEvent
 from rig.midi import MidiController, MidiError, MidiMapping, open_input, parse_action
 from rig.performance import ActionError
 from rig.show import osc_bridge
+from rig.ui import fields
 
 
 def done(perf_rig: Rig, job_id: int):
@@ -214,3 +215,19 @@ def test_osc_cc_and_action_reach_the_performance(perf_rig: Rig) -> None:
     perf_rig.device.send("/rig/cc", 500, 1)  # malformed: dropped by the link
     perf_rig.device.send("/rig/action", "next_preset")
     wait_until(lambda: perf_rig.perf.preset_index == 0)
+
+
+def test_the_negative_prompt_is_a_field_of_the_page(perf_rig: Rig) -> None:
+    """Empty: the engine's own; "none": no negative prompt; anything else goes to the engine in
+    the recipe's settings (which a diffusion engine reads over its default)."""
+    perf = perf_rig.perf
+    assert perf.recipe().settings == {}
+    assert fields.apply(perf, {"negative": "  hiss,  clipping "}) == []
+    assert perf.recipe().settings == {"negative_prompt": "hiss, clipping"}
+    assert fields.render(perf.snapshot(), ["negative"]) == {"negative": "hiss, clipping"}
+    assert fields.apply(perf, {"negative": "None"}) == []
+    assert perf.recipe().settings == {"negative_prompt": ""}
+    assert fields.render(perf.snapshot(), ["negative"]) == {"negative": "none"}
+    (problem,) = fields.apply(perf, {"negative": "x\x00y"})
+    assert "Negative prompt" in problem and perf.snapshot().negative == ""  # kept as it was
+    assert fields.apply(perf, {"negative": ""}) == [] and perf.recipe().settings == {}

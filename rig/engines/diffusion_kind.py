@@ -76,7 +76,7 @@ SAO = EngineKind(
     params=sampling_params("sao"),
     from_audio=True,
     describe=describe_diffusion_take,
-    note="Stable Audio Open: minutes a loop on a CPU",
+    note="Stable Audio Open: denoises only the loop's length; minutes a loop on a CPU",
 )
 SA3 = EngineKind(
     "sa3",

@@ -387,6 +387,11 @@ def _field_controls(perf: Performance) -> dict[str, Any]:
             )
             genre = gr.Textbox(label="genre")
             instrument = gr.Textbox(label="instrument")
+            negative = gr.Textbox(
+                label="negative prompt (diffusion)",
+                placeholder="the engine's own; none: no negative prompt",
+                elem_id="negative",
+            )
         with gr.Row():
             engine = gr.Dropdown(
                 sorted(perf.kinds),
@@ -414,6 +419,7 @@ def _field_controls(perf: Performance) -> dict[str, Any]:
         "bars": bars,
         "genre": genre,
         "instrument": instrument,
+        "negative": negative,
         "engine": engine,
         "model": model,
         "slot": slot,

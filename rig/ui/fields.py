@@ -27,13 +27,15 @@ FIELD_NAMES = (
     "bars",
     "genre",
     "instrument",
+    "negative",
     "engine",
     "model",
     "slot",
     "lock",
     "seed",
 )
-TEXT_FIELDS = ("text", "key", "genre", "instrument")
+TEXT_FIELDS = ("text", "key", "genre", "instrument", "negative")
+NO_NEGATIVE = "none"  # typed in the negative prompt box: no negative prompt at all
 
 
 def widget_names(perf: Performance) -> list[str]:
@@ -50,6 +52,7 @@ def render(fields: Fields, names: list[str]) -> dict[str, Any]:
         "bars": str(fields.bars) if fields.bars is not None else AUTO,
         "genre": fields.genre or "",
         "instrument": fields.instrument or "",
+        "negative": "" if fields.negative is None else fields.negative or NO_NEGATIVE,
         "engine": fields.engine,
         "model": fields.model or AUTO,
         "slot": str(fields.slot) if fields.slot is not None else NO_SLOT,
@@ -118,6 +121,8 @@ def _field_value(name: str, value: Any, lock: Any) -> Any:
         return whole(value) if lock and value not in (None, "") else None
     if name == "text":
         return (value or "").strip() if isinstance(value, str) or value is None else value
+    if name == "negative" and isinstance(value, str) and value.strip().lower() == NO_NEGATIVE:
+        return ""
     if isinstance(value, str):
         value = value.strip()
         if value == "" or (name in ("bars", "model") and value == AUTO):
