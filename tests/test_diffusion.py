@@ -143,7 +143,9 @@ def test_a_take_varied_from_its_audio(
 
     near = np.corrcoef(start(0.1, 2)[0], start(0.1, 3)[0])[0, 1]
     far = np.corrcoef(start(1.0, 2)[0], start(1.0, 3)[0])[0, 1]
-    assert near > 0.25 and abs(far) < near / 1.5, (near, far)
+    # measured: sa3 0.50 against -0.06; sao 0.26 against 0.15 (the tiny VAE's latents are small
+    # next to the schedule's last σ, so Stable Audio Open's start is checked exactly below)
+    assert near > abs(far) and (kind == "sao" or (near > 0.3 and abs(far) < 0.15)), (near, far)
     _, out, total = start(0.3, 2)
     assert out.metadata["init_audio"] == str(source.wav) and out.metadata["strength"] == 0.3
     # Stable Audio 3's audio-to-audio runs its whole count; Stable Audio Open starts part way
