@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--slot", type=int, default=1, help="device slot, from 1 (default 1)")
     generate.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
     generate.add_argument("--no-send", action="store_true", help="write the take, send nothing")
+    generate.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a control of the engine, e.g. --set variation=0 --set complexity=2 (repeatable)",
+    )
     _config_flags(generate)
 
     loop = sub.add_parser("loop", help="make a bar-exact, click-free loop from an audio file")

@@ -10,7 +10,9 @@ import threading
 
 from rig.config import Config
 from rig.engines import ENGINES, Request, build_engine
+from rig.engines.base import engine_kind
 from rig.link import Link, LinkEvent, RetryPolicy
+from rig.params import ParamError, check_controls
 from rig.prompt import parse_prompt
 from rig.session import produce_take
 from rig.takes import Take, TakeStore
@@ -28,9 +30,10 @@ def generate(args: argparse.Namespace, config: Config) -> int:
     prompt = parse_prompt(args.prompt).with_defaults(
         config.music.tempo, config.music.bars, config.music.meter
     )
+    controls = control_settings(args.set or [], args.engine, config)  # before any loading
     engine = build_engine(args.engine, ENGINES, config)
     slot = None if args.no_send else args.slot
-    request = Request(prompt, args.engine, args.model, slot, args.seed, id=1).seeded()
+    request = Request(prompt, args.engine, args.model, slot, args.seed, controls, id=1).seeded()
 
     def progress(step: int, total: int, note: str = "") -> None:
         _say(f"  step {step}/{total} {note}".rstrip())
@@ -42,6 +45,27 @@ def generate(args: argparse.Namespace, config: Config) -> int:
         _say(f"  variation {variation.engine_info.get('variation')}: {variation.wav}")
     print(take.wav)
     return 0
+
+
+def control_settings(items: list[str], engine: str, config: Config) -> dict[str, float]:
+    """``["variation=0", "gan.complexity=2"]`` → the controls of ``engine``, each checked
+    against its schema as the page checks them.
+
+    Raises:
+        ParamError: not ``NAME=VALUE``, another engine's control, an unknown name (the known
+            ones are listed) or a value that is not a number in the control's range.
+    """
+    given: dict[str, object] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        owner, dot, bare = name.strip().rpartition(".")
+        if not equals or not bare:
+            raise ParamError(f"--set {item!r}: write NAME=VALUE, e.g. --set variation=0")
+        if dot and owner != engine:
+            raise ParamError(f"--set {item!r}: {name.strip()} is not a control of {engine}")
+        given[bare] = value.strip()
+    schema = engine_kind(engine, ENGINES).params(config)
+    return {k: v for k, v in check_controls(schema, given).items() if k in given}
 
 
 def send_take(config: Config, take: Take, slot: int) -> bool:

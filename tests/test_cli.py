@@ -86,6 +86,10 @@ def test_generate_with_a_gan_model_folder(tmp_path: Path) -> None:
         str(folder),
         "--seed",
         "9",
+        "--set",
+        "variation=0",
+        "--set",
+        "gan.truncation=1.2",
         "--no-send",
         "--takes",
         str(tmp_path / "takes"),
@@ -94,8 +98,36 @@ def test_generate_with_a_gan_model_folder(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     wav = Path(out.stdout.strip().splitlines()[-1])
     assert soundfile.info(wav).frames == loop_length(125, 1, 4, 44100)
-    info = json.loads(wav.with_suffix(".json").read_text())["engine_info"]
+    sidecar = json.loads(wav.with_suffix(".json").read_text())
+    info = sidecar["engine_info"]
     assert info["model"] == "drums" and info["directions"] == {"complexity": 3.0}
+    assert sidecar["recipe"]["controls"] == {"variation": 0.0, "truncation": 1.2}
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["variation=2"], "variation = '2' is outside 0 to 1"),
+        (["variation=nan"], "variation = 'nan' is outside 0 to 1"),
+        (["variation=loud"], "variation must be a number, got 'loud'"),
+        (["wobble=1"], "unknown control(s) wobble; known: "),
+        (["variation"], "--set 'variation': write NAME=VALUE"),
+        (["sao.guidance=2"], "--set 'sao.guidance=2': sao.guidance is not a control of gan"),
+    ],
+)
+def test_set_names_the_control_and_its_range(
+    config: Config, items: list[str], message: str
+) -> None:
+    from rig.generate import control_settings
+    from rig.params import ParamError
+
+    with pytest.raises(ParamError) as caught:
+        control_settings(items, "gan", config)
+    assert message in str(caught.value)
+    assert control_settings(["gan.morph=1", "spread=0"], "gan", config) == {
+        "morph": 1.0,
+        "spread": 0.0,
+    }
 
 
 def test_generate_end_to_end(tmp_path: Path, monkeypatch, capsys) -> None:
