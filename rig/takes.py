@@ -28,9 +28,8 @@ import numpy as np
 import soundfile
 
 from rig import __version__
-from rig.engines.base import Recipe
+from rig.engines.base import RECIPE_VERSION, Recipe
 from rig.loops import Loop
-from rig.prompt import parse_prompt
 
 TAKE_ID_RE = re.compile(r"^(\d{8}-\d{6}(?:-\d+)?)-(\d{4,})$")
 SESSION_RE = re.compile(r"^\d{8}-\d{6}(?:-\d+)?$")  # a session folder name
@@ -175,14 +174,8 @@ class Take:
 def _format1_recipes(data: Mapping[str, Any]) -> tuple[Recipe, Recipe]:
     """(recipe, replay) of a format-1 sidecar: flat prompt/engine/model/seed/slot/controls, and
     for a GAN take the latent it landed on in ``engine_info``."""
-    recipe = Recipe(
-        parse_prompt(str(data["prompt"]["full"])),
-        str(data["engine"]),
-        data.get("model"),
-        data.get("slot"),
-        data.get("seed"),
-        dict(data.get("controls") or {}),
-    )
+    flat = ("prompt", "engine", "model", "slot", "seed", "controls")  # a version-1 recipe's
+    recipe = Recipe.from_json({"version": RECIPE_VERSION, **{k: data.get(k) for k in flat}})
     info = data.get("engine_info") or {}
     if recipe.engine == "gan" and isinstance(info.get("w"), list):
         replay = dataclasses.replace(

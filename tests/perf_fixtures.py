@@ -3,8 +3,9 @@ link and a stand-in device, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,20 +33,31 @@ class Rig:
     perf: Performance
 
 
-@pytest.fixture
-def perf_rig(config: Config) -> Iterator[Rig]:
-    write_tiny_model(config.paths.models[0] / "drums", name="drums")
-    config = dataclasses.replace(config, session=SessionConfig(timeout_s=60.0))
+@contextlib.contextmanager
+def running_session(
+    config: Config, engines: Mapping[str, str], settings: SessionConfig
+) -> Iterator[tuple[Config, Session, Link, StandInDevice]]:
+    """A session on ``engines`` with ``settings``, its link and a stand-in device talking to it
+    over UDP on 127.0.0.1, the take folder made; yields the config they run with."""
+    config = dataclasses.replace(config, session=settings)
     device = StandInDevice(rig_port=config.osc.listen_port)
     config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
     config.paths.takes.mkdir(parents=True)
-    sets, _ = load_sets(PROMPTS)
-    engines = {**REGISTRY, "gan": ENGINES["gan"]}
     with (
         device,
         Link(config.osc, config.paths.takes) as link,
         Session(config, link, engines=engines) as session,
     ):
+        yield config, session, link, device
+
+
+@pytest.fixture
+def perf_rig(config: Config) -> Iterator[Rig]:
+    write_tiny_model(config.paths.models[0] / "drums", name="drums")
+    sets, _ = load_sets(PROMPTS)
+    engines = {**REGISTRY, "gan": ENGINES["gan"]}
+    with running_session(config, engines, SessionConfig(timeout_s=60.0)) as running:
+        config, session, link, device = running
         perf = Performance(config, session, link, sets)
         perf.update(engine="word")
         yield Rig(config, session, link, device, perf)

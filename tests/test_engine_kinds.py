@@ -15,12 +15,11 @@ import mido
 import pytest
 import soundfile
 from fake_engines import REGISTRY
+from perf_fixtures import running_session
 
 from rig.config import Config, DiffusionConfig, SessionConfig
-from rig.link import Link
 from rig.midi import MidiController, MidiMapping
 from rig.performance import ActionError, Performance
-from rig.session import Session
 from rig.testing.standin import StandInDevice
 from rig.ui import app
 
@@ -28,17 +27,8 @@ from rig.ui import app
 def running_rig(
     config: Config, engines: dict[str, str]
 ) -> Iterator[tuple[Performance, StandInDevice]]:
-    config = dataclasses.replace(
-        config, session=SessionConfig(timeout_s=60.0, max_queue=1000, warm=False)
-    )
-    device = StandInDevice(rig_port=config.osc.listen_port)
-    config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
-    config.paths.takes.mkdir(parents=True)
-    with (
-        device,
-        Link(config.osc, config.paths.takes) as link,
-        Session(config, link, engines=engines) as session,
-    ):
+    settings = SessionConfig(timeout_s=60.0, max_queue=1000, warm=False)
+    with running_session(config, engines, settings) as (config, session, link, device):
         perf = Performance(config, session, link)
         yield perf, device
         perf.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 import soundfile
 from conftest import wait_until
 from fake_engines import REGISTRY
+from perf_fixtures import running_session
 
 from rig.config import Config, SessionConfig
 from rig.link import Link
@@ -22,15 +22,8 @@ from rig.testing.standin import StandInDevice
 @pytest.fixture
 def rig(config: Config) -> Iterator[tuple[Session, Link, StandInDevice]]:
     """A session with the test engine, its link, and a stand-in device, all on 127.0.0.1."""
-    config = dataclasses.replace(config, session=SessionConfig(timeout_s=3.0, warm=False))
-    device = StandInDevice(rig_port=config.osc.listen_port)
-    config = dataclasses.replace(config, osc=dataclasses.replace(config.osc, port=device.port))
-    config.paths.takes.mkdir(parents=True)
-    with (
-        device,
-        Link(config.osc, config.paths.takes) as link,
-        Session(config, link, engines=REGISTRY) as session,
-    ):
+    settings = SessionConfig(timeout_s=3.0, warm=False)
+    with running_session(config, REGISTRY, settings) as (_, session, link, device):
         yield session, link, device
 
 
