@@ -148,6 +148,7 @@ def test_a_take_varied_from_its_audio(
     assert near > abs(far) and (kind == "sao" or (near > 0.3 and abs(far) < 0.15)), (near, far)
     _, out, total = start(0.3, 2)
     assert out.metadata["init_audio"] == str(source.wav) and out.metadata["strength"] == 0.3
+    assert out.replay.settings["steps"] == 8  # the schedule's count (SAO runs its last part)
     # Stable Audio 3's audio-to-audio runs its whole count; Stable Audio Open starts part way
     assert total == 8 if kind == "sa3" else 0 < total < 8
     again = engine.generate(Request.of(out.replay, 9), quiet)

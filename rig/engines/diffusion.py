@@ -10,7 +10,7 @@ they have access to, named by ``diffusion.sao_model`` / ``diffusion.sa3_model`` 
 * length: the asked bars at the asked tempo plus ``diffusion.tail_s``, which the loop tools trim.
   Stable Audio Open's pipeline denoises its full 47 s latent whatever the length asked; with
   ``diffusion.short_latents`` (the default) the engine hands it latents of the asked length
-  instead (the rotary embedding is sized from them), ~10x less work for a 2-bar loop. Stable
+  instead (the rotary embedding is sized from them), 6-10x less work for a 2-bar loop. Stable
   Audio 3 denoises only the asked duration itself. The take records ``latent_seconds``;
 * sampling: each engine its own steps, guidance and negative prompt (``diffusion.sao_*``,
   ``diffusion.sa3_*``), the live controls ``guidance`` and ``steps`` over them, and a take's
@@ -227,7 +227,7 @@ class DiffusionEngine:
         audios = _run(runner, arguments, scheduler)  # [N, channels, samples]
         self.last_pipeline_s = time.perf_counter() - start
         # the steps that ran: asked, or the pipeline's own choice (SA3: from its scheduler)
-        ran_steps = arguments.get("num_inference_steps") or int(getattr(pipe, "num_timesteps", 0))
+        ran_steps = arguments.get("num_inference_steps") or int(getattr(runner, "num_timesteps", 0))
         metadata = {
             "model": request.model or getattr(pipe, "name_or_path", ""),
             "pipeline": PIPELINES[self.kind],
