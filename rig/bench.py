@@ -400,6 +400,13 @@ def _sound(config: Config) -> dict[str, Any]:
     return bench_sound(config)
 
 
+def _companion(config: Config) -> dict[str, Any]:
+    """``rig bench companion`` (:mod:`rig.bench_remote`, imported only when asked)."""
+    from rig.bench_remote import bench_companion
+
+    return bench_companion(config)
+
+
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
     "gan": bench_gan,
@@ -407,6 +414,7 @@ BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "train": bench_train,
     "lora": bench_lora,
     "sound": _sound,
+    "companion": _companion,
 }
 
 

@@ -39,6 +39,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "osc.port": getattr(args, "osc_port", None),
         "osc.listen_port": getattr(args, "listen_port", None),
         "audio.wav_format": getattr(args, "wav_format", None),
+        "remote.enabled": True if getattr(args, "remote", False) else None,
+        "ui.token": getattr(args, "token", None),
+        "ui.port": getattr(args, "ui_port", None),
     }
 
 
@@ -52,7 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     perform = sub.add_parser("perform", help="run the rig for a show (session, OSC link, ...)")
+    perform.add_argument(
+        "--remote",
+        action="store_true",
+        help="this is a GPU host: relay takes and device messages to `rig companion` (RIG_REMOTE)",
+    )
     _config_flags(perform)
+
+    companion = sub.add_parser(
+        "companion", help="on the Live laptop: relay a remote `rig perform --remote` to the device"
+    )
+    companion.add_argument("url", help="the host's UI address, e.g. http://127.0.0.1:7861")
+    companion.add_argument("--token", help="the host's token (RIG_TOKEN)")
+    companion.add_argument("--ui-port", help="serve the host's pages here (RIG_UI_PORT, 7860)")
+    _config_flags(companion)
 
     generate = sub.add_parser("generate", help="one prompt → one take (→ one device slot)")
     generate.add_argument("prompt", help="e.g. 'dark pad, Tempo: 107, Key: E minor, Bars: 4'")
@@ -85,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed; prints figures")
     bench.add_argument(
         "what",
-        choices=["loops", "gan", "diffusion", "train", "lora", "sound"],
+        choices=["loops", "gan", "diffusion", "train", "lora", "sound", "companion"],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -181,6 +197,12 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     from rig.generate import generate
 
     return generate(args, config)
+
+
+def _cmd_companion(args: argparse.Namespace, config: Config) -> int:
+    from rig.remote.run import run_companion
+
+    return run_companion(args.url, config)
 
 
 def _cmd_perform(args: argparse.Namespace, config: Config) -> int:
@@ -279,6 +301,7 @@ COMMANDS = {
     "loop": _cmd_loop,
     "generate": _cmd_generate,
     "perform": _cmd_perform,
+    "companion": _cmd_companion,
     "doctor": _cmd_doctor,
     "bench": _cmd_bench,
     "device": _cmd_device,

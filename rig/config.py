@@ -166,6 +166,13 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    """A GPU host that is not the Live laptop (``rig perform --remote``, ``rig companion``)."""
+
+    enabled: bool = False  # serve takes and relay device messages to a companion (token always)
+
+
+@dataclass(frozen=True)
 class MidiConfig:
     """The MIDI controller."""
 
@@ -185,6 +192,7 @@ class Config:
     gan: GanConfig = field(default_factory=GanConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
     takes: TakesConfig = field(default_factory=TakesConfig)
 
@@ -338,6 +346,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "ui.port": (_port, "RIG_UI_PORT"),
     "ui.token": (_text, "RIG_TOKEN"),
     "ui.remote_writes": (_bool, "RIG_UI_REMOTE_WRITES"),
+    "remote.enabled": (_bool, "RIG_REMOTE"),
     "midi.mapping": (_path, "RIG_MIDI_MAPPING"),
     "midi.port": (lambda v: str(v).strip(), "RIG_MIDI_PORT"),
 }

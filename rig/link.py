@@ -121,6 +121,9 @@ def encode(address: str, *args: Any) -> bytes:
     return builder.build().dgram
 
 
+Outlet = Callable[[str, tuple[Any, ...]], None]
+
+
 class Link:
     """The rig's side of the OSC protocol.
 
@@ -128,10 +131,20 @@ class Link:
         osc: device host/port and the rig's listen port (0 picks a free port).
         take_root: only files inside this folder are ever sent.
         retry: re-send policy for unacknowledged loads.
+        outlet: where messages to the device go instead of UDP (``outlet(address, args)``,
+            called on the link's threads; :mod:`rig.remote.host` relays them to a companion).
+            The listen port still receives.
     """
 
-    def __init__(self, osc: OscConfig, take_root: Path, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        osc: OscConfig,
+        take_root: Path,
+        retry: RetryPolicy | None = None,
+        outlet: Outlet | None = None,
+    ) -> None:
         self.osc = osc
+        self.outlet = outlet
         self.take_root = Path(take_root).resolve()
         self.retry = retry or RetryPolicy()
         self._state = LinkState()
@@ -282,6 +295,20 @@ class Link:
         self._wake.set()
         return req_id
 
+    def restore(self, slot: int, take: Take) -> None:
+        """Remember that ``slot`` holds ``take`` from before a restart, without sending it:
+        the device's next ``/rig/hello`` brings it back (see :meth:`_on_hello`)."""
+        loop = take.loop
+        with self._lock:
+            self._state.slots[slot] = SlotState(
+                take_id=take.id,
+                path=str(Path(take.wav).resolve()),
+                bpm=float(loop.bpm),
+                bars=int(loop.bars),
+                beats=int(loop.quarters),
+                status="loaded",
+            )
+
     def ping(self, token: int) -> None:
         """Send ``/rig/ping token``; the device answers ``/rig/pong token``."""
         self._send("/rig/ping", int(token))
@@ -318,22 +345,22 @@ class Link:
             )
             return
         for message in messages:
-            handler = self._handlers.get(message.address)
-            if handler is None:
-                self._limited.warning(
-                    "unknown", "dropped unknown OSC message %.60s", message.address
-                )
-                continue
-            try:
-                handler(message.args)
-            except (IndexError, ValueError, TypeError, OverflowError) as error:
-                self._limited.warning(
-                    message.address, "dropped malformed %s %.200r: %s", message.address,
-                    message.args, error,
-                )  # fmt: skip
-                continue
-            with self._lock:
-                self._state.last_heard = time.time()
+            self.handle_message(message.address, message.args)
+
+    def handle_message(self, address: str, args: tuple[Any, ...]) -> None:
+        """Dispatch one decoded device message (from UDP or a relay); unknown, malformed or
+        out-of-range ones are dropped with a rate-limited log line, and never raise."""
+        handler = self._handlers.get(address)
+        if handler is None:
+            self._limited.warning("unknown", "dropped unknown OSC message %.60s", address)
+            return
+        try:
+            handler(args)
+        except (IndexError, ValueError, TypeError, OverflowError) as error:
+            self._limited.warning(address, "dropped malformed %s %.200r: %s", address, args, error)
+            return
+        with self._lock:
+            self._state.last_heard = time.time()
 
     def _on_hello(self, args: tuple[Any, ...]) -> None:
         version, slots = str(args[0]), _int(args[1])
@@ -348,7 +375,7 @@ class Link:
                 for n, s in sorted(self._state.slots.items())
                 if s.path and s.take_id and n <= slots
             ]
-        if port is not None and port != self.osc.port:
+        if port is not None and port != self.osc.port and self.outlet is None:
             self._limited.warning(
                 "hello-port",
                 "the device listens on UDP %d but the rig sends to %d: set RIG_OSC_PORT=%d "
@@ -463,6 +490,9 @@ class Link:
     def _send(self, address: str, *args: Any) -> None:
         if self._sock is None:
             raise RuntimeError("the link is not started")
+        if self.outlet is not None:
+            self.outlet(address, args)
+            return
         try:
             self._sock.sendto(encode(address, *args), (self.osc.host, self.osc.port))
         except OSError as error:  # unreachable host, no route: the retry loop tries again

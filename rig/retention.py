@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rig.takes import SESSION_RE
+from rig.takes import SESSION_RE, Take
 
 SLOTS_FILE = ".slots.json"
 
@@ -44,6 +44,21 @@ def slot_files(root: Path) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in held.items()} if isinstance(held, dict) else {}
+
+
+def held_takes(root: Path) -> dict[int, Take]:
+    """slot → the take it holds, as recorded (a take whose files are gone or unreadable is left
+    out: a device that still holds it keeps playing it)."""
+    held: dict[int, Take] = {}
+    for slot, path in slot_files(root).items():
+        sidecar = Path(path).with_suffix(".json")
+        try:
+            take = Take.from_json(json.loads(sidecar.read_text(encoding="utf-8")), sidecar)
+        except (OSError, ValueError):
+            continue
+        if slot.isdigit() and take.wav.is_file():
+            held[int(slot)] = take
+    return held
 
 
 def prune(

@@ -24,7 +24,8 @@ from rig.midi import MidiController, MidiError, MidiMapping, open_input
 from rig.performance import ActionError, Performance
 from rig.presets import load_sets
 from rig.release import find_model_folders
-from rig.retention import prune, record_slot
+from rig.remote.host import REMOTE_RETRY, Relay
+from rig.retention import held_takes, prune, record_slot
 from rig.session import Session
 from rig.takes import TakeStore
 from rig.ui.access import new_token
@@ -50,10 +51,25 @@ def missing_parts(config: Config) -> list[str]:
 
 def ui_token(config: Config) -> str:
     """The token other computers need for the web UI: ui.token, or a new one when the UI is
-    served beyond this computer; "" when it is served on loopback only."""
-    if is_loopback(config.ui.host):
+    served beyond this computer or in remote mode; "" when it is served on loopback only."""
+    if is_loopback(config.ui.host) and not config.remote.enabled:
         return ""
     return config.ui.token or new_token()
+
+
+def start_link(config: Config) -> tuple[Link, Relay | None]:
+    """The device link, over UDP, or (remote mode) through a relay to companions; it holds the
+    slots recorded before a restart, so the device's next hello brings them back."""
+    relay = Relay(config.paths.takes, _say) if config.remote.enabled else None
+    if relay is None:
+        link = Link(config.osc, config.paths.takes)
+    else:
+        link = Link(config.osc, config.paths.takes, REMOTE_RETRY, outlet=relay.send)
+        relay.attach(link.handle_message)
+    for slot, take in held_takes(config.paths.takes).items():
+        link.restore(slot, take)
+    link.subscribe(partial(_record_slot, link, config.paths.takes))
+    return link.start(), relay
 
 
 def start_midi(config: Config, perf: Performance) -> MidiController:
@@ -107,9 +123,8 @@ def perform(config: Config) -> int:
 
     TakeStore(config.paths.takes).check()  # a read-only or missing disk: say so before the show
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    link = Link(config.osc, config.paths.takes).start()
+    link, relay = start_link(config)
     link.subscribe(_log_link_event)
-    link.subscribe(partial(_record_slot, link, config.paths.takes))
     preload = ["gan", *(["sao", "sa3"] if config.diffusion.preload else [])]
     session = Session(config, link).start(preload=preload)
     _prune_old_takes(config, session.store.session)
@@ -133,10 +148,13 @@ def perform(config: Config) -> int:
         midi = start_midi(config, perf)
         link.subscribe(osc_bridge(perf, midi))
         token = ui_token(config)
-        ui = UiServer(perf, midi, config.ui.host, config.ui.port, token).start()
+        ui = UiServer(perf, midi, config.ui.host, config.ui.port, token, relay).start()
         suffix = f"?token={token}" if token else ""
         _say(f"  performer page: {ui.url}{suffix}")
         _say(f"  stage view (projector): {ui.url}stage{suffix}")
+        if relay is not None:
+            _say(f"  remote: on the Live laptop run `rig companion {ui.url} --token {token}`")
+            _say("  (through a tunnel: the URL of this port as the laptop reaches it)")
         if token and not config.ui.token:
             _say("  (a new token each start: set ui.token / RIG_TOKEN to keep one)")
         for item in missing_parts(config):
@@ -145,7 +163,7 @@ def perform(config: Config) -> int:
         stop.wait()
     finally:
         _say("rig perform: stopping")
-        for part in (ui, midi, perf, session, link):
+        for part in (ui, midi, perf, session, link, relay):
             if part is not None:
                 part.close()
         for sig, handler in previous.items():

@@ -52,6 +52,20 @@ def offenders(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
         ("session", ("rig.ui", "rig.show", "rig.testing")),
         ("link", ("rig.engines", "rig.session", "rig.ui", "torch")),
         ("ui", ("rig.train", "rig.testing", "torch")),
+        (
+            "remote",
+            (
+                "rig.engines",
+                "rig.session",
+                "rig.ui.app",
+                "rig.ui.server",
+                "rig.train",
+                "rig.show",
+                "rig.performance",
+                "torch",
+                "gradio",
+            ),
+        ),
     ],
 )
 def test_import_direction(folder: str, forbidden: tuple[str, ...]) -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import soundfile
 from conftest import free_udp_port, wait_until
+from net import free_tcp_port
 from tiny_models import write_tiny_model
 
 from rig.loops import loop_length
@@ -48,16 +49,17 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Perform:
-    """``rig perform`` as a performer starts it, in its own process group."""
+    """``rig perform`` (or another ``rig`` command that runs until Ctrl-C) as a performer starts
+    it, in its own process group."""
 
-    def __init__(self, tmp: Path, device: StandInDevice) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        device: StandInDevice,
+        args: tuple[str, ...] = ("perform",),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.ui_port = free_tcp_port()
         env = {
             **os.environ,
@@ -67,9 +69,10 @@ class Perform:
             "RIG_UI_PORT": str(self.ui_port),
             "RIG_OSC_PORT": str(device.port),
             "RIG_LISTEN_PORT": str(device.rig_port),
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rig", "perform"],
+            [sys.executable, "-m", "rig", *args],
             env=env,
             cwd=tmp,
             stderr=subprocess.PIPE,
@@ -78,7 +81,7 @@ class Perform:
         )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        wait_until(lambda: any("Ctrl-C stops the rig" in line for line in self.lines), timeout=120)
+        wait_until(lambda: any("Ctrl-C stops the" in line for line in self.lines), timeout=120)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -186,3 +189,53 @@ def load_preset_and_generate(page, tmp_path: Path) -> None:
     assert len(sidecars) == 1
     recipe = json.loads(sidecars[0].read_text())["recipe"]
     assert (recipe["seed"], recipe["slot"]) == (4242, 2)
+
+
+def test_a_remote_host_plays_on_the_laptop_through_the_companion(tmp_path: Path) -> None:
+    """`rig perform --remote` on the "host", `rig companion` on the "laptop" (its own take folder
+    and page port), a stand-in device on the laptop, and the pages in Chromium through the
+    companion."""
+    write_tiny_model(tmp_path / "models" / "drums", name="drums", tags=("drums", "techno"))
+    token = "remote-test-token"
+    laptop = tmp_path / "laptop"
+    with StandInDevice(rig_port=free_udp_port(), refuse_outside=laptop.resolve()) as device:
+        host = Perform(tmp_path, device, ("perform", "--remote"),
+                       {"RIG_TOKEN": token, "RIG_LISTEN_PORT": str(free_udp_port())})  # fmt: skip
+        companion = None
+        try:
+            assert f"rig companion {host.url} --token {token}" in "".join(host.lines)
+            for route in ("", "stage/", "rig/takes/x/0001_a.wav"):  # loopback needs it too
+                assert httpx.get(host.url + route).status_code == 401
+            companion = Perform(tmp_path, device, ("companion", host.url, "--token", token),
+                                {"RIG_TAKES": str(laptop)})  # fmt: skip
+            wait_until(lambda: any("connected to ws://" in line for line in companion.lines))
+            device.send("/rig/hello", "2", 8, device.port)
+            assert device.wait_for("/rig/folder") == [(str(laptop.resolve()),)]
+            with sync_api.sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(companion.url)  # the laptop's address: no token asked
+                box = page.locator("#prompt textarea, #prompt input").first
+                box.fill("dusty drums, Tempo: 100, Bars: 1")
+                box.press("Enter")
+                history_has(page, "dusty drums")
+                stage = browser.new_page(viewport={"width": 1280, "height": 720})
+                stage.goto(companion.url + "stage/")
+                stage.wait_for_function(
+                    "document.querySelector('#stage-prompt')?.innerText.includes('dusty drums')",
+                    timeout=20000,
+                )
+                browser.close()
+            (on_host,) = sorted((tmp_path / "takes").glob("*/0001_*.wav"))
+            (args,) = device.wait_for("/rig/load")
+            local = laptop.resolve() / on_host.relative_to(tmp_path / "takes")
+            assert args[:4] == (1, str(local), 100.0, 1)
+            assert local.read_bytes() == on_host.read_bytes()
+            wait_until(lambda: (tmp_path / "takes" / ".slots.json").is_file())  # acknowledged
+        finally:
+            for proc in (companion, host):
+                if proc is not None and proc.proc.poll() is None:
+                    assert proc.stop() == 0
+    assert "Traceback" not in "".join(host.lines + companion.lines)

@@ -12,16 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client
+from net import free_tcp_port
 from perf_fixtures import Rig, page_values
 
 from rig.midi import MidiController, MidiMapping
 from rig.ui.server import UiServer
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def outside_address() -> str | None:

@@ -1,10 +1,10 @@
 """Who may use the web UI: this computer always; any other only with the token.
 
 An ASGI middleware in front of the pages, their API and their event streams. A client on a
-loopback address passes; any other must present ``ui.token`` as ``?token=`` (which then sets a
-cookie, so links and the page's own requests work), the ``rig_token`` cookie, or an
-``Authorization: Bearer`` header, else it gets 401 (a WebSocket is closed). Comparisons are
-constant-time.
+loopback address passes, unless loopback is not trusted (remote mode: a tunnel arrives there).
+Any other must present ``ui.token`` as ``?token=`` (which then sets a cookie, so links and the
+page's own requests work), the ``rig_token`` cookie, or an ``Authorization: Bearer`` header, else
+it gets 401 (a WebSocket is closed). Comparisons are constant-time.
 """
 
 from __future__ import annotations
@@ -42,17 +42,38 @@ def is_local(host: str) -> bool:
     return is_loopback(host)
 
 
-class TokenGate:
-    """The middleware; ``token`` must be non-empty."""
+def gate(app: ASGIApp, host: str, token: str, trust_loopback: bool = True) -> ASGIApp:
+    """``app`` as served on ``host``: behind a :class:`TokenGate` when there is a token.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    Raises:
+        ValueError: no token, and the app would be served beyond loopback or must not trust it.
+    """
+    if token:
+        return TokenGate(app, token, trust_loopback)
+    if not is_loopback(host):
+        raise ValueError(
+            f"serving on {host} (beyond this computer) needs a token: set ui.token / RIG_TOKEN"
+        )
+    if not trust_loopback:
+        raise ValueError("remote mode needs a token for every client: set ui.token / RIG_TOKEN")
+    return app
+
+
+class TokenGate:
+    """The middleware; ``token`` must be non-empty. ``trust_loopback``: let this computer in
+    without it."""
+
+    def __init__(self, app: ASGIApp, token: str, trust_loopback: bool = True) -> None:
         if not token:
             raise ValueError("a UI beyond this computer needs a token (ui.token / RIG_TOKEN)")
         self.app = app
         self.token = token
+        self.trust_loopback = trust_loopback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or is_local(client_host(scope)):
+        if scope["type"] not in ("http", "websocket") or (
+            self.trust_loopback and is_local(client_host(scope))
+        ):
             await self.app(scope, receive, send)
             return
         offered, from_query = self._offered(scope)
