@@ -48,7 +48,7 @@ function RigSlots(options, io) {
     for (var n = 1; n <= this.options.slots; n++) {
         this.slots.push(newSlot(n));
     }
-    this.transportState = { running: false, tempo: 0, num: 4, den: 4 };
+    this.transportState = { running: false, tempo: 0, num: 4, den: 4, lastBeat: null };
     this.lastRigMessage = null;
     this.lastStatus = null;
 }
@@ -484,7 +484,10 @@ RigSlots.prototype.applyQuantize = function () {
 
 // -- transport ---------------------------------------------------------------------------------
 // A poll of Live's transport: tempo (BPM) and running (0/1); for reports and display only.
-RigSlots.prototype.transport = function (tempo, running) {
+// Each poll of Live's transport (every 50 ms): tempo changes go to the rig, and while Live plays
+// so does the position at each new beat (/rig/position bar beat bpm: the beat of the bar from 1,
+// with how far into it the poll came, in the meter's beats), the clock of evolving slots.
+RigSlots.prototype.transport = function (tempo, running, bar, beat, units) {
     var t = this.transportState;
     t.running = !!running;
     if (isNum(tempo) && tempo >= 20 && tempo <= 999 && Math.abs(tempo - t.tempo) > 1e-3) {
@@ -492,11 +495,28 @@ RigSlots.prototype.transport = function (tempo, running) {
         this.io.send("/rig/tempo", [tempo]);
         this.io.status(this.statusText());
     }
+    this.position(bar, beat, units);
     this.checkTimeouts();
     if (this.lastStatus === null || this.io.now() - this.lastStatus >= 1000) {
         this.lastStatus = this.io.now();
         this.io.status(this.statusText());
     }
+};
+
+RigSlots.prototype.position = function (bar, beat, units) {
+    var t = this.transportState;
+    if (!t.running || !isInt(bar) || !isInt(beat) || beat < 1 || !(t.tempo > 0)) {
+        t.lastBeat = null; // a stop, or no position: the next beat is said again
+        return;
+    }
+    var key = bar + ":" + beat;
+    if (key === t.lastBeat) {
+        return;
+    }
+    t.lastBeat = key;
+    var ticksPerBeat = 1920 / t.den; // Max's transport counts 480 ticks a quarter note
+    var into = isNum(units) && units > 0 ? Math.min(units / ticksPerBeat, 0.999) : 0;
+    this.io.send("/rig/position", [bar, beat + into, t.tempo]);
 };
 
 RigSlots.prototype.timesig = function (num, den) {
@@ -823,7 +843,7 @@ function anything() {
 
 function transport(bar, beat, units, tempo, running) {
     if (core) {
-        core.transport(tempo, running);
+        core.transport(tempo, running, bar, beat, units);
     }
 }
 

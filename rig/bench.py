@@ -407,6 +407,13 @@ def _companion(config: Config) -> dict[str, Any]:
     return bench_companion(config)
 
 
+def _evolve(config: Config) -> dict[str, Any]:
+    """``rig bench evolve`` (:mod:`rig.bench_evolve`, imported only when asked)."""
+    from rig.bench_evolve import bench_evolve
+
+    return bench_evolve(config)
+
+
 BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "loops": lambda config: {**bench_loops(config), **bench_osc(config)},
     "gan": bench_gan,
@@ -415,6 +422,7 @@ BENCHES: dict[str, Callable[[Config], dict[str, Any]]] = {
     "lora": bench_lora,
     "sound": _sound,
     "companion": _companion,
+    "evolve": _evolve,
 }
 
 

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed; prints figures")
     bench.add_argument(
         "what",
-        choices=["loops", "gan", "diffusion", "train", "lora", "sound", "companion"],
+        choices=["loops", "gan", "diffusion", "train", "lora", "sound", "companion", "evolve"],
         help="what to measure",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -65,6 +65,8 @@ EventKind = Literal[
     "load_failed",
     "cc",
     "action",
+    "position",
+    "evolve",
 ]
 
 
@@ -93,7 +95,18 @@ class LinkState:
     tempo: float | None = None  # Live's tempo from /rig/tempo
     meter: str | None = None  # Live's time signature from /rig/timesig, e.g. "3/4"
     last_heard: float | None = None  # time.time() of the last valid message
+    position: Position | None = None  # Live's bar and beat from /rig/position, while it plays
     slots: dict[int, SlotState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where Live's transport was when the device said so (``/rig/position``)."""
+
+    bar: int  # from 1
+    beat: float  # from 1: the beat of the bar (Live's meter's beat) and how far into it
+    bpm: float  # Live's tempo, quarter notes a minute
+    at: float  # time.monotonic() when the message arrived
 
 
 @dataclass(frozen=True)
@@ -169,6 +182,8 @@ class Link:
             "/rig/pong": lambda args: self._emit("pong", {"token": _int(args[0])}),
             "/rig/cc": self._on_cc,
             "/rig/action": self._on_action,
+            "/rig/position": self._on_position,
+            "/rig/evolve": self._on_evolve,
         }
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -509,6 +524,24 @@ class Link:
             raise ValueError("expects name:s [argument:i]")
         argument = _int(args[1]) if len(args) == 2 else None
         self._emit("action", {"name": args[0], "argument": argument})
+
+    def _on_position(self, args: tuple[Any, ...]) -> None:
+        bar, beat, bpm = _int(args[0]), _num(args[1]), _num(args[2])
+        if not (-9999 <= bar <= 999_999 and 1.0 <= beat < 33.0 and 20.0 <= bpm <= 999.0):
+            raise ValueError(f"bar {bar}, beat {beat}, tempo {bpm}")
+        position = Position(bar, beat, bpm, time.monotonic())
+        with self._lock:
+            self._state.position = position
+        self._emit("position", {"position": position})
+
+    def _on_evolve(self, args: tuple[Any, ...]) -> None:
+        if not 2 <= len(args) <= 3:
+            raise ValueError("expects slot:i every_bars:i [path:s]")
+        slot, every = _int(args[0]), _int(args[1])
+        path = str(args[2]) if len(args) == 3 else None
+        if not (slot >= 1 and 0 <= every <= 256):
+            raise ValueError(f"slot {slot}, every {every} bars (0-256)")
+        self._emit("evolve", {"slot": slot, "every": every, "path": path})
 
     def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
         event = LinkEvent(kind, data)

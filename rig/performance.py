@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rig.config import Config
 from rig.engines.base import EngineError, EngineKind, Recipe, check_seed, check_slot, engine_kind
@@ -30,6 +30,9 @@ from rig.prompt import (
 from rig.session import Job, Session, SessionError
 from rig.takes import Take
 
+if TYPE_CHECKING:
+    from rig.evolve import Evolver
+
 ACTIONS = (
     "generate",
     "vary",
@@ -38,7 +41,9 @@ ACTIONS = (
     "next_preset",
     "previous_preset",
     "cancel",
+    "evolve",
 )
+EVOLVE_BARS = 4  # bars between an evolving slot's swaps when the action does not say
 NEGATIVE_LIMIT = 300  # characters of a negative prompt
 FROM_AUDIO_STRENGTH = 0.5  # noise level a "vary from audio" starts at: as much noise as take
 ACTION_BURST = 4  # actions a MIDI or OSC source may send at once before the rate applies
@@ -125,6 +130,7 @@ class Performance:
         self._retempo: threading.Timer | None = None
         self.budget = ActionBudget(config.session.actions_per_s)
         self.notices: deque[str] = deque(maxlen=5)  # what went wrong for MIDI / OSC, newest last
+        self.evolver: Evolver | None = None  # evolving slots (rig.evolve), set by its owner
 
     # -- state -----------------------------------------------------------------------------
     def snapshot(self) -> Fields:
@@ -427,7 +433,19 @@ class Performance:
             return self.regenerate(take)
         if name in ("next_preset", "previous_preset"):
             return self.step_preset(1 if name == "next_preset" else -1)
+        if name == "evolve":
+            return self.toggle_evolve(argument)
         raise ActionError(f"no action named {name!r}; known: {', '.join(ACTIONS)}")
+
+    def toggle_evolve(self, slot: int | None = None) -> object:
+        """Start evolving ``slot`` (default: the chosen one) every :data:`EVOLVE_BARS` bars, or
+        stop it if it evolves (the MIDI and ``/rig/action evolve N`` way; ``/rig/evolve`` and the
+        page choose the bars and the path)."""
+        if self.evolver is None:
+            raise ActionError("slots evolve only with a device link (rig perform)")
+        number = self.check_slot(slot if slot is not None else (self.fields.slot or 1))
+        running = any(e.slot == number for e in self.evolver.snapshot())
+        return self.evolver.evolve(number, 0 if running else EVOLVE_BARS)
 
     # -- views ---------------------------------------------------------------------------
     def history(self, limit: int = 50) -> list[Job]:

@@ -18,6 +18,7 @@ from types import FrameType
 
 from rig.config import Config, is_loopback
 from rig.engines import ENGINES
+from rig.evolve import Evolver
 from rig.link import Link, LinkEvent
 from rig.lograte import LogLimiter
 from rig.midi import MidiController, MidiError, MidiMapping, open_input
@@ -145,6 +146,7 @@ def perform(config: Config) -> int:
         )
         for problem in problems:
             _say(f"  prompt set skipped: {problem}")
+        Evolver(perf, link, log.info)
         midi = start_midi(config, perf)
         link.subscribe(osc_bridge(perf, midi))
         token = ui_token(config)

@@ -192,7 +192,7 @@ def test_models_by_name_or_folder(engine: GanEngine, tmp_path: Path) -> None:
     folder = write_tiny_model(tmp_path / "extra", name="extra", tags=("bass",), seed=3)
     out = engine.generate(ask("x", model=str(folder)), quiet)
     assert out.metadata["model"] == "extra" and "extra" in engine.models
-    with pytest.raises(EngineError, match=r"target must be 16 finite numbers"):
+    with pytest.raises(EngineError, match=r"latent \(target, from_w\) must be 16 finite numbers"):
         engine.generate(ask("x", model="extra", target=(1.0, 2.0)), quiet)
 
 

@@ -250,3 +250,25 @@ test("two instances keep their own buffers and ports", () => {
     second.run(0.1);
     assert.equal(second.sent.filter((m) => m.address === "/rig/hello").pop().args[2], 7410);
 });
+
+test("while Live plays the device says each beat once: /rig/position bar beat bpm", () => {
+    const d = h.device({ jsLatencyMs: 45 });
+    d.live.running = true;
+    d.run(2.2); // 120 BPM: beats at 0, 0.5, 1, 1.5 s, bar 2 at 2 s
+    const said = h.sentTo(d, "/rig/position");
+    assert.deepEqual(said.map(([bar, beat]) => [bar, Math.floor(beat)]),
+        [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1]]);
+    for (const [, beat, bpm] of said) {
+        assert.equal(bpm, 120);
+        assert.ok(beat - Math.floor(beat) < 0.2, `a beat said ${beat}: late by more than a poll`);
+    }
+    d.live.running = false;
+    d.run(1.0);
+    assert.equal(h.sentTo(d, "/rig/position").length, 5); // silent while stopped
+    d.live.tempo = 180;
+    d.live.num = 3;
+    d.live.running = true;
+    d.run(1.05); // 180 BPM in 3/4 from where it stopped: a bar of three beats is 1 s
+    const more = h.sentTo(d, "/rig/position").slice(5);
+    assert.ok(more.length >= 3 && more.every(([, beat, bpm]) => beat < 4 && bpm === 180), String(more));
+});

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rig.config import Config
 
 log = logging.getLogger(__name__)
+FROM_W = "from_w"  # a recipe setting: the w a morph starts from (w_dim numbers)
 
 LATENTS = 4  # spectrograms per stereo loop
 TAIL_S = 0.1  # seconds of the loop's own start appended, for the loop tools' seam search
@@ -110,7 +111,8 @@ class GanEngine:
         eps = torch.randn(LATENTS, model.generator.cfg.w_dim, generator=rng)
         target = self._target(model, z, request.target, controls["truncation"])
         state = self.states[name]
-        w = target if state.w is None else torch.lerp(state.w, target, controls["morph"])
+        start = self._start(model, request, state)
+        w = target if start is None else torch.lerp(start, target, controls["morph"])
         asked = word_amounts(prompt_words(request.prompt), model.directions)
         amounts = {
             key: _clamp_amount(model, key, asked.get(key, 0.0) + controls[key])
@@ -148,6 +150,7 @@ class GanEngine:
             seed=seed,
             controls={**controls, "morph": 1.0},
             target=tuple(float(x) for x in w.cpu()),
+            settings={k: v for k, v in request.recipe.settings.items() if k != FROM_W},
         )
         return EngineOutput(
             audio,
@@ -195,6 +198,16 @@ class GanEngine:
         except ParamError as error:
             raise EngineError(f"model {name!r}: {error}") from None
 
+    def _start(self, model: LoopModel, request: Request, state: LatentState) -> torch.Tensor | None:
+        """Where the morph starts: ``settings["from_w"]`` when given (an evolving slot's path,
+        independent of other generations), else the model's last w (None before its first)."""
+        given = request.recipe.settings.get(FROM_W)
+        if given is None:
+            return state.w
+        if not isinstance(given, list | tuple):
+            raise EngineError(f"{FROM_W} must be a list of {model.generator.cfg.w_dim} numbers")
+        return self._target(model, torch.empty(0), tuple(given), 0.0)
+
     def _target(
         self, model: LoopModel, z: torch.Tensor, given: tuple[float, ...] | None, psi: float
     ) -> torch.Tensor:
@@ -204,8 +217,8 @@ class GanEngine:
         target = torch.tensor(given, dtype=torch.float32, device=self.device)
         if target.shape != (model.generator.cfg.w_dim,) or not torch.isfinite(target).all():
             raise EngineError(
-                f"target must be {model.generator.cfg.w_dim} finite numbers for "
-                f"model {model.name!r}, got {len(given)}"
+                f"a latent (target, {FROM_W}) must be {model.generator.cfg.w_dim} finite numbers "
+                f"for model {model.name!r}, got {len(given)}"
             )
         return target
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class StandInDevice:
     ignore_loads: int = 0
     refuse_outside: Path | None = None
     received: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # time.monotonic() of each received
     slots: dict[int, str] = field(default_factory=dict)  # slot -> loaded path
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class StandInDevice:
                 args = tuple(message.params)
                 with self._cond:
                     self.received.append((message.address, args))
+                    self.arrived.append(time.monotonic())
                     self._cond.notify_all()
                 self._answer(message.address, args)
 

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from rig.config import ALLOWED_BARS
+from rig.evolve import Evolution
 from rig.link import LinkState
 from rig.midi import MidiController
 from rig.performance import ACTIONS, ActionError, Performance
@@ -23,6 +24,7 @@ from rig.session import SessionError
 from rig.ui.access import is_local
 from rig.ui.fields import AUTO, NO_SLOT, apply, edits, redraw, render, whole, widget_names
 from rig.ui.render import (
+    evolving_html,
     progress_text,
     slot_grid,
     stage_html,
@@ -213,7 +215,33 @@ def stage_view(perf: Performance) -> str:
     latest = next((j.take for j in perf.history() if j.take is not None), None)
     prompt = current.request.prompt.text if current else ""
     about = perf.describe(latest) if latest is not None else ""
-    return stage_html(prompt, progress_text(current), about, link_state(perf), latest)
+    return stage_html(
+        prompt, progress_text(current), about, link_state(perf), latest, evolutions(perf)
+    )
+
+
+def evolutions(perf: Performance) -> list[Evolution]:
+    """The evolving slots (none without a device link)."""
+    return perf.evolver.snapshot() if perf.evolver is not None else []
+
+
+def evolve_action(perf: Performance, slot: Any, every: Any, path: str | None) -> str:
+    """The page's Evolve button (every 0 bars stops the slot)."""
+    if perf.evolver is None:
+        return "⚠ slots evolve only with a device link (rig perform)"
+    bars = whole(every)
+    if isinstance(bars, float) and bars.is_integer():
+        bars = int(bars)  # gr.Number gives floats
+    if isinstance(bars, bool) or not isinstance(bars, int):
+        return f"⚠ every {every!r}: a whole number of bars (0 stops)"
+    try:
+        number = perf.check_slot(whole(slot))
+        evolution = perf.evolver.evolve(number, bars, path or None)
+    except (ActionError, SessionError, ValueError) as error:
+        return f"⚠ {error}"
+    if evolution is None:
+        return f"slot {number} stops evolving"
+    return f"slot {number} evolves every {bars} bars ({evolution.path})"
 
 
 def model_names(perf: Performance) -> list[str]:
@@ -286,6 +314,23 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             )
             again = gr.Button("Regenerate")
             cancel = gr.Button("Cancel the queue", variant="stop", elem_id="cancel")
+        with gr.Row():
+            every = gr.Number(
+                4,
+                precision=0,
+                minimum=0,
+                maximum=256,
+                label="evolve every (bars; 0 stops)",
+                elem_id="evolve-every",
+            )
+            path = gr.Dropdown(
+                ["morph", "drift", "walk"],
+                value="morph",
+                allow_custom_value=True,
+                label="evolve along",
+                elem_id="evolve-path",
+            )
+            evolve = gr.Button("Evolve the slot", elem_id="evolve")
         if midi is not None:
             _learn_controls(perf, midi)
 
@@ -350,13 +395,14 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         from_audio.click(partial(take_action, perf, "vary_audio"), [selected, send_slot], status)
         strength.release(lambda value: setattr(perf, "from_audio_strength", float(value)), strength)
         cancel.click(partial(cancel_all, perf), None, status)
+        evolve.click(partial(evolve_action, perf), [send_slot, every, path], status)
 
         def tick(*args: Any) -> list[Any]:
             values = dict(zip(names, args[:-1], strict=True))
             _, updates, shown = _redraw(perf, values, args[-1])
             return [
                 status_html(perf, midi),
-                slot_grid(link_state(perf)),
+                evolving_html(evolutions(perf)) + slot_grid(link_state(perf)),
                 history_rows(perf) or [[""] * len(HISTORY_HEADERS)],
                 *_updates(names, updates),
                 shown,

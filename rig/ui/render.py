@@ -7,12 +7,14 @@ import base64
 import functools
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import soundfile
 from PIL import Image
 
+from rig.evolve import Evolution
 from rig.link import LinkState
 from rig.pictures import PALETTE, mel_image
 from rig.session import Job
@@ -123,7 +125,25 @@ def take_pictures(take: Take) -> str:
     return _PICTURES[take.id]
 
 
-def stage_html(prompt: str, progress: str, about: str, state: LinkState, take: Take | None) -> str:
+def evolving_html(evolutions: Sequence[Evolution]) -> str:
+    """One line per evolving slot: how often, where its latent is going, the next swap."""
+    lines = []
+    for e in evolutions:
+        when = f"next at bar {e.swap_bar}" if e.swap_bar is not None else "waiting for Live to play"
+        late = f" · {e.late} late" if e.late else ""
+        lines.append(f"slot {e.slot} evolves every {e.every} bar{'s' if e.every > 1 else ''} · "
+                     f"{html.escape(e.heading())} · {when}{late}")  # fmt: skip
+    return f'<div id="stage-evolving">{"<br>".join(lines)}</div>'
+
+
+def stage_html(
+    prompt: str,
+    progress: str,
+    about: str,
+    state: LinkState,
+    take: Take | None,
+    evolutions: Sequence[Evolution] = (),
+) -> str:
     """The projector page: large, high-contrast, no controls."""
     pictures = take_pictures(take) if take is not None else ""
     return (
@@ -132,7 +152,7 @@ def stage_html(prompt: str, progress: str, about: str, state: LinkState, take: T
         f'<div id="stage-progress">{html.escape(progress)}</div>'
         f'<div id="stage-about">{html.escape(about)}</div>'
         f'<div id="stage-pictures">{pictures}</div>'
-        f"{slot_grid(state)}</div>"
+        f"{evolving_html(evolutions)}{slot_grid(state)}</div>"
     )
 
 
@@ -142,6 +162,7 @@ body, .gradio-container, .main, .wrap, .prose { background: #000 !important; }
 #stage-prompt { font-size: 4.4vw; font-weight: 700; line-height: 1.12; margin: .6vw 0; }
 #stage-progress, #stage-progress * { font-size: 2.4vw; color: #fb8861 !important; }
 #stage-about, #stage-about * { font-size: 1.8vw; color: #e0609a !important; margin-bottom: .6vw; }
+#stage-evolving, #stage-evolving * { font-size: 1.6vw; color: #7fd4ff !important; }
 #stage-pictures { display: flex; gap: 1vw; }
 #stage-pictures img { flex: 1 1 0; min-width: 0; height: 13vw; object-fit: fill; }
 #stage table { font-size: 1.5vw; border-collapse: collapse; width: 100%; margin-top: .6vw; }
