@@ -51,6 +51,7 @@ function RigSlots(options, io) {
     this.transportState = { running: false, tempo: 0, num: 4, den: 4, lastBeat: null };
     this.lastRigMessage = null;
     this.lastStatus = null;
+    this.clipAnswers = []; // [{reqId, address, args}] of /rig/clip requests, newest last
 }
 
 function newSlot(number) {
@@ -164,6 +165,9 @@ RigSlots.prototype.osc = function (address, args) {
     }
     if (address === "/rig/folder") {
         return this.onFolder(args);
+    }
+    if (address === "/rig/clip") {
+        return this.onClip(args);
     }
     if (address === "/rig/ping") {
         if (args.length !== 1 || !isInt(args[0])) {
@@ -334,6 +338,120 @@ RigSlots.prototype.fail = function (slot, request, message) {
     this.io.log("slot " + slot.number + ": " + message);
     this.show(slot);
 };
+
+// -- clip mode: a take as a Session View clip (Live 12.0.5+) ------------------------------------
+// /rig/clip track scene path bpm bars beats name color fire req_id puts the take into an audio
+// track's clip slot (scene 0: the first empty one) with ClipSlot.create_audio_clip, names and
+// colours it, warps it onto Live's grid (beat 0 at 0 s, beat `beats` at the loop's end), loops the
+// whole loop and, with fire 1, launches it (Live's own launch quantization). Answered
+// /rig/clipped track scene req_id, or /rig/error 0 req_id message; a repeated req_id gets
+// the same answer and makes no second clip. The buffer slots never depend on it.
+var CLIP_ANSWERS = 32;
+var CLIP_LIVE = [12, 0, 5]; // the first Live with ClipSlot.create_audio_clip
+
+RigSlots.prototype.onClip = function (a) {
+    if (a.length !== 10 || !isInt(a[0]) || !isInt(a[1]) || typeof a[2] !== "string" ||
+            !isNum(a[3]) || !isInt(a[4]) || !isInt(a[5]) || typeof a[6] !== "string" ||
+            !isInt(a[7]) || !isInt(a[8]) || !isInt(a[9])) {
+        return this.drop("/rig/clip", a, "expects track:i scene:i path:s bpm:f bars:i beats:i " +
+            "name:s color:i fire:i req_id:i");
+    }
+    var request = { track: a[0], scene: a[1], path: a[2], bpm: a[3], bars: a[4], beats: a[5],
+        name: a[6], color: a[7], fire: a[8] === 1, reqId: a[9] };
+    for (var i = 0; i < this.clipAnswers.length; i++) {
+        if (this.clipAnswers[i].reqId === request.reqId) { // a retry: the same answer again
+            return this.io.send(this.clipAnswers[i].address, this.clipAnswers[i].args);
+        }
+    }
+    var problem = pathProblem(request.path, this.options.takeFolder) || loopProblem(request) ||
+        (this.io.fileExists(request.path) ? "" : "no readable file at " + request.path);
+    var placed = problem ? null : this.placeClip(request);
+    var answer = placed && placed.scene ?
+        { address: "/rig/clipped", args: [request.track, placed.scene, request.reqId] } :
+        { address: "/rig/error", args: [0, request.reqId, problem || placed.problem] };
+    answer.reqId = request.reqId;
+    this.clipAnswers.push(answer);
+    if (this.clipAnswers.length > CLIP_ANSWERS) {
+        this.clipAnswers.shift();
+    }
+    if (answer.address === "/rig/error") {
+        this.io.log("clip: " + answer.args[2]);
+    }
+    this.io.send(answer.address, answer.args);
+};
+
+// Put the clip in place: {scene} (from 1), or {problem} in words, checked before Live is asked
+// (Live only posts its own errors to the Max window).
+RigSlots.prototype.placeClip = function (r) {
+    var live = this.io.live;
+    var version = live.version();
+    if (compareVersions(version, CLIP_LIVE) < 0) {
+        return { problem: "clips need Live " + CLIP_LIVE.join(".") + " or newer (this is Live " +
+            version.join(".") + "); the slots keep working" };
+    }
+    var tracks = live.count("live_set", "tracks");
+    if (r.track < 1 || r.track > tracks) {
+        return { problem: "there is no track " + r.track + " (the Set has " + tracks + ")" };
+    }
+    var track = "live_set tracks " + (r.track - 1);
+    var trackName = "track " + r.track + " (" + live.get(track, "name") + ")";
+    if (live.get(track, "has_audio_input") !== 1) {
+        return { problem: trackName + " is not an audio track: choose one for the clips" };
+    }
+    var scenes = live.count("live_set", "scenes");
+    var index = r.scene > 0 ? r.scene - 1 : -1;
+    if (r.scene > scenes) {
+        return { problem: "there is no scene " + r.scene + " (the Set has " + scenes + ")" };
+    }
+    for (var m = 0; index < 0 && m < scenes; m++) {
+        if (live.get(track + " clip_slots " + m, "has_clip") === 0) {
+            index = m;
+        }
+    }
+    if (index < 0) {
+        return { problem: trackName + " has no empty clip slot: add a scene" };
+    }
+    var slot = track + " clip_slots " + index;
+    if (live.get(slot, "has_clip") === 1) {
+        return { problem: trackName + " scene " + (index + 1) + " already holds a clip" };
+    }
+    live.call(slot, "create_audio_clip", [r.path]);
+    if (live.get(slot, "has_clip") !== 1) {
+        return { problem: "Live did not make the clip in " + trackName + " scene " + (index + 1) +
+            " (see the Max window)" };
+    }
+    this.shapeClip(slot + " clip", r);
+    if (r.fire) {
+        live.call(slot, "fire", []);
+    }
+    return { scene: index + 1 };
+};
+
+// Name, colour, warp and loop the whole clip. Live's first warp marker of a new clip is beat 0 at
+// 0 s (the take starts on its downbeat); the second pins beat `beats` to the loop's end, so the
+// clip plays at Live's tempo whatever tempo Live guessed for it.
+RigSlots.prototype.shapeClip = function (clip, r) {
+    var live = this.io.live;
+    var seconds = r.beats * 60 / r.bpm;
+    live.set(clip, "name", r.name);
+    live.set(clip, "color", r.color);
+    live.set(clip, "warping", 1);
+    live.call(clip, "add_warp_marker", [live.dict({ beat_time: r.beats, sample_time: seconds })]);
+    live.set(clip, "looping", 1);
+    live.set(clip, "loop_end", r.beats);
+    live.set(clip, "loop_start", 0);
+    live.set(clip, "end_marker", r.beats);
+    live.set(clip, "start_marker", 0);
+};
+
+function compareVersions(a, b) {
+    for (var i = 0; i < b.length; i++) {
+        if ((a[i] || 0) !== b[i]) {
+            return (a[i] || 0) < b[i] ? -1 : 1;
+        }
+    }
+    return 0;
+}
 
 // -- buffer~ answers, the graph's reports, time-outs ------------------------------------------
 // A buffer~ finished reading (its right outlet banged) for player `side` of slot `number`.
@@ -793,11 +911,49 @@ function maxIo() {
         later: function (ms, fn) {
             new Task(fn).schedule(ms);
         },
+        live: maxLive(),
         now: function () {
             return new Date().getTime();
         },
         log: function (text) {
             post("rig slots: " + text + "\n");
+        }
+    };
+}
+
+// The Live Object Model through LiveAPI, as the clip mode uses it: one value per get, a list
+// of arguments per call, dictionaries as Max Dicts.
+function maxLive() {
+    function single(value) {
+        return Array.isArray(value) && value.length === 1 ? value[0] : value;
+    }
+    return {
+        version: function () {
+            var app = new LiveAPI("live_app");
+            return [single(app.call("get_major_version")), single(app.call("get_minor_version")),
+                single(app.call("get_bugfix_version"))];
+        },
+        count: function (path, child) {
+            return new LiveAPI(path).getcount(child);
+        },
+        get: function (path, property) {
+            return single(new LiveAPI(path).get(property));
+        },
+        set: function (path, property, value) {
+            new LiveAPI(path).set(property, value);
+        },
+        call: function (path, name, args) {
+            var api = new LiveAPI(path);
+            return api.call.apply(api, [name].concat(args));
+        },
+        dict: function (entries) {
+            var d = new Dict();
+            for (var key in entries) {
+                if (Object.prototype.hasOwnProperty.call(entries, key)) {
+                    d.set(key, entries[key]);
+                }
+            }
+            return d;
         }
     };
 }

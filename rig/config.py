@@ -166,6 +166,14 @@ class UiConfig:
 
 
 @dataclass(frozen=True)
+class ClipsConfig:
+    """Takes as Session View clips (Live 12.0.5+), besides the device's slots."""
+
+    track: int = 0  # audio track (from 1) each new take goes to as a clip; 0 = off
+    fire: bool = False  # launch each new clip (Live's launch quantization)
+
+
+@dataclass(frozen=True)
 class RemoteConfig:
     """A GPU host that is not the Live laptop (``rig perform --remote``, ``rig companion``)."""
 
@@ -193,6 +201,7 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    clips: ClipsConfig = field(default_factory=ClipsConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
     takes: TakesConfig = field(default_factory=TakesConfig)
 
@@ -347,6 +356,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "ui.token": (_text, "RIG_TOKEN"),
     "ui.remote_writes": (_bool, "RIG_UI_REMOTE_WRITES"),
     "remote.enabled": (_bool, "RIG_REMOTE"),
+    "clips.track": (_ranged(0, 1000, _int), "RIG_CLIP_TRACK"),
+    "clips.fire": (_bool, "RIG_CLIP_FIRE"),
     "midi.mapping": (_path, "RIG_MIDI_MAPPING"),
     "midi.port": (lambda v: str(v).strip(), "RIG_MIDI_PORT"),
 }

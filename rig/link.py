@@ -33,6 +33,7 @@ from rig.takes import Take
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 2
 INT_LIMIT = 2**31 - 1  # every integer field: slots, ids, seeds, CCs
+CLIP_SLOT = 0  # the "slot" of a clip request and of its /rig/error
 
 
 class LinkError(ValueError):
@@ -67,6 +68,7 @@ EventKind = Literal[
     "action",
     "position",
     "evolve",
+    "clipped",
 ]
 
 
@@ -183,6 +185,7 @@ class Link:
             "/rig/cc": self._on_cc,
             "/rig/action": self._on_action,
             "/rig/position": self._on_position,
+            "/rig/clipped": self._on_clipped,
             "/rig/evolve": self._on_evolve,
         }
 
@@ -267,11 +270,7 @@ class Link:
             LinkError: the path is outside the take folder, or the slot is out of range.
         """
         self._check_slot(slot)
-        resolved = Path(path).resolve()
-        if not resolved.is_relative_to(self.take_root):
-            raise LinkError(
-                f"refusing to send {resolved}: it is outside the take folder {self.take_root}"
-            )
+        resolved = self._inside(path)
         req_id = next(self._ids)
         with self._lock:
             self._drop_pending(slot)
@@ -307,6 +306,29 @@ class Link:
             playing = self._slot(slot).playing
             self._state.slots[slot] = SlotState(status="pending", req_id=req_id, playing=playing)
             self._pending[req_id] = _Pending(slot, "/rig/clear", (int(slot), req_id))
+        self._wake.set()
+        return req_id
+
+    def place_clip(self, track: int, take: Take, name: str, color: int, fire: bool,
+                   scene: int = 0) -> int:  # fmt: skip
+        """Ask the device to put ``take`` into audio ``track``'s clip slot at ``scene`` (0: the
+        first empty one) as a warped, looping clip named ``name`` in ``color`` (0xRRGGBB), and
+        launch it with ``fire``; re-sent until ``/rig/clipped`` or ``/rig/error`` answers.
+
+        Raises:
+            LinkError: the path is outside the take folder, or track or scene is below its range.
+        """
+        if track < 1 or scene < 0:
+            raise LinkError(f"track {track} scene {scene}: tracks are numbered from 1, scenes "
+                            "from 1 (0 = the first empty slot)")  # fmt: skip
+        resolved = self._inside(take.wav)
+        loop = take.loop
+        req_id = next(self._ids)
+        args = (int(track), int(scene), str(resolved), float(loop.bpm), int(loop.bars),
+                int(loop.quarters), name[:120], int(color) & 0xFFFFFF, int(fire),
+                req_id)  # fmt: skip
+        with self._lock:
+            self._pending[req_id] = _Pending(CLIP_SLOT, "/rig/clip", args)
         self._wake.set()
         return req_id
 
@@ -421,8 +443,9 @@ class Link:
             if pending is None:  # an answer to a retry already answered: nothing new
                 log.debug("ignored /rig/error for unknown request %d", req_id)
                 return
-            state = self._slot(pending.slot)
-            state.status, state.error, state.req_id = "failed", message, None
+            if pending.slot != CLIP_SLOT:  # a clip's failure leaves the slots as they are
+                state = self._slot(pending.slot)
+                state.status, state.error, state.req_id = "failed", message, None
         self._emit("error", {"slot": slot, "req_id": req_id, "message": message})
 
     def _on_tempo(self, args: tuple[Any, ...]) -> None:
@@ -495,8 +518,8 @@ class Link:
     def _give_up(self, req_id: int, pending: _Pending) -> None:
         message = f"no answer from the device after {pending.sent} sends"
         with self._lock:
-            state = self._slot(pending.slot)
-            if state.req_id == req_id:
+            state = self._state.slots.get(pending.slot)
+            if state is not None and state.req_id == req_id:
                 state.status, state.error, state.req_id = "failed", message, None
         log.warning("%s %s: %s", pending.address, pending.args, message)
         self._emit("load_failed", {"slot": pending.slot, "req_id": req_id, "message": message})
@@ -524,6 +547,14 @@ class Link:
             raise ValueError("expects name:s [argument:i]")
         argument = _int(args[1]) if len(args) == 2 else None
         self._emit("action", {"name": args[0], "argument": argument})
+
+    def _on_clipped(self, args: tuple[Any, ...]) -> None:
+        track, scene, req_id = _int(args[0]), _int(args[1]), _int(args[2])
+        with self._lock:
+            pending = self._pending.pop(req_id, None)
+        if pending is None:
+            return  # a retry's answer
+        self._emit("clipped", {"track": track, "scene": scene, "req_id": req_id})
 
     def _on_position(self, args: tuple[Any, ...]) -> None:
         bar, beat, bpm = _int(args[0]), _num(args[1]), _num(args[2])
@@ -557,6 +588,14 @@ class Link:
     def _drop_pending(self, slot: int) -> None:
         for req_id in [r for r, p in self._pending.items() if p.slot == slot]:
             del self._pending[req_id]
+
+    def _inside(self, path: Path) -> Path:
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.take_root):
+            raise LinkError(
+                f"refusing to send {resolved}: it is outside the take folder {self.take_root}"
+            )
+        return resolved
 
     def _check_slot(self, slot: int) -> None:
         limit = self._state.device_slots

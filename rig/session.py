@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
+from rig.clips import place_clip
 from rig.config import TEMPO_RANGE, Config
 from rig.engines.base import (
     ENGINES,
@@ -472,6 +473,8 @@ class Session:
             return
         try:
             self.link.send_take(job.request.slot, job.take)
+            if self.config.clips.track:  # clip mode: the take is also a clip in Live
+                place_clip(self.link, self.config.clips, job.take)
         except LinkError as error:
             job.error = f"take written but not sent: {error}"
             self._notify(job)

@@ -199,4 +199,7 @@ def _log_link_event(event: LinkEvent) -> None:
     elif event.kind == "tempo":
         _say(f"Live's tempo: {event.data['bpm']:g} BPM")
     elif event.kind in ("error", "load_failed"):
-        _say(f"slot {event.data['slot']}: {event.data['message']}")
+        where = f"slot {event.data['slot']}" if event.data["slot"] else "clip"
+        _say(f"{where}: {event.data['message']}")
+    elif event.kind == "clipped":
+        _say(f"clip in track {event.data['track']}, scene {event.data['scene']}")

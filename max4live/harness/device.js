@@ -46,11 +46,21 @@ class Live {
     }
 }
 
-// The Live Object Model as far as the device uses it: live_set's clip_trigger_quantization.
+// The Live Object Model as far as the device uses it: live_set's clip_trigger_quantization
+// (live.path/live.observer), and for the clip mode live_app's version and the Session View —
+// tracks (audio or MIDI, named), scenes, clip slots and the clips made in them — through
+// LiveAPI in [js]. Every get, set and call is recorded (`calls`). Like Live, a wrong request is
+// not an exception in [js]: Live posts an error to the Max window and changes nothing; the
+// double does the same with the messages Live posts (`posts` of the device).
 class LiveObjectModel {
     constructor() {
         this.properties = { clip_trigger_quantization: 4 }; // Live's default: 1 Bar
         this.observers = [];
+        this.version = [12, 1, 10];
+        this.tracks = [{ name: "1-Audio", audio: true, slots: [null, null, null, null] },
+            { name: "2-MIDI", audio: false, slots: [null, null, null, null] }];
+        this.calls = []; // {path, op: "get"|"set"|"call"|"getcount", name, args}
+        this.post = () => {};
     }
 
     idOf(lomPath) {
@@ -72,6 +82,155 @@ class LiveObjectModel {
         this.properties[property] = value;
         this.observers.filter((o) => o.property === property).forEach((o) => o.callback(value));
     }
+
+    // -- LiveAPI --------------------------------------------------------------------------------
+    // What a canonical path points at: {kind, track, slot} or null.
+    resolve(lomPath) {
+        const p = String(lomPath).trim().split(/\s+/);
+        if (p.join(" ") === "live_set" || p.join(" ") === "live_app") {
+            return { kind: p[0] };
+        }
+        if (p[0] !== "live_set" || p[1] !== "tracks" || !/^\d+$/.test(p[2] || "")) {
+            return null;
+        }
+        const track = this.tracks[Number(p[2])];
+        if (!track) {
+            return null;
+        }
+        if (p.length === 3) {
+            return { kind: "track", track };
+        }
+        if (p[3] !== "clip_slots" || !/^\d+$/.test(p[4] || "") || Number(p[4]) >= track.slots.length) {
+            return null;
+        }
+        const slot = Number(p[4]);
+        if (p.length === 5) {
+            return { kind: "clip_slot", track, slot };
+        }
+        if (p.length === 6 && p[5] === "clip" && track.slots[slot]) {
+            return { kind: "clip", track, slot, clip: track.slots[slot] };
+        }
+        return null;
+    }
+
+    api() {
+        const lom = this;
+        return function LiveAPI(lomPath) {
+            const target = lom.resolve(lomPath);
+            this.path = String(lomPath);
+            this.id = target ? 1 : 0;
+            const log = (op, name, args) => lom.calls.push({ path: this.path, op, name, args });
+            this.get = (name) => {
+                log("get", name, []);
+                return target ? [lom.read(target, name)] : [];
+            };
+            this.set = (name, value) => {
+                log("set", name, [value]);
+                if (target) {
+                    lom.write(target, name, value);
+                }
+            };
+            this.getcount = (child) => {
+                log("getcount", child, []);
+                if (target && target.kind === "live_set") {
+                    return child === "tracks" ? lom.tracks.length : lom.scenes();
+                }
+                return 0;
+            };
+            this.call = (name, ...args) => {
+                log("call", name, args);
+                return target ? lom.invoke(target, name, args) : lom.error("invalid path " + this.path);
+            };
+        };
+    }
+
+    scenes() {
+        return this.tracks.reduce((n, t) => Math.max(n, t.slots.length), 0);
+    }
+
+    error(text) {
+        this.post("Live API: " + text);
+        return undefined;
+    }
+
+    read(target, name) {
+        if (target.kind === "track") {
+            return { name: target.track.name, has_audio_input: target.track.audio ? 1 : 0,
+                has_midi_input: target.track.audio ? 0 : 1 }[name];
+        }
+        if (target.kind === "clip_slot") {
+            return name === "has_clip" ? (target.track.slots[target.slot] ? 1 : 0) : undefined;
+        }
+        if (target.kind === "clip") {
+            return target.clip[name];
+        }
+        return undefined;
+    }
+
+    write(target, name, value) {
+        if (target.kind !== "clip") {
+            return this.error("cannot set " + name);
+        }
+        const clip = target.clip;
+        if (name === "loop_start" && value >= clip.loop_end) {
+            return this.error("loop_start must be before loop_end");
+        }
+        clip[name] = value;
+    }
+
+    invoke(target, name, args) {
+        if (target.kind === "live_app" && /^get_(major|minor|bugfix)_version$/.test(name)) {
+            return this.version[["major", "minor", "bugfix"].indexOf(name.split("_")[1])];
+        }
+        if (target.kind === "clip_slot" && name === "create_audio_clip") {
+            return this.createAudioClip(target, args);
+        }
+        if (target.kind === "clip_slot" && name === "fire") {
+            target.track.slots[target.slot].fired = (target.track.slots[target.slot].fired || 0) + 1;
+            return undefined;
+        }
+        if (target.kind === "clip" && name === "add_warp_marker") {
+            const marker = args[0] && args[0].entries ? args[0].entries : {};
+            const markers = target.clip.warp_markers;
+            if (markers.some((m) => m.beat_time === marker.beat_time)) {
+                return this.error("add_warp_marker: a warp marker exists at that beat");
+            }
+            markers.push({ beat_time: marker.beat_time, sample_time: marker.sample_time });
+            markers.sort((x, y) => x.beat_time - y.beat_time);
+            return undefined;
+        }
+        return this.error("invalid function " + name);
+    }
+
+    createAudioClip(target, args) {
+        if (this.version[0] < 12 || (this.version[0] === 12 && this.version[1] === 0 && this.version[2] < 5)) {
+            return this.error("invalid function create_audio_clip");
+        }
+        if (!target.track.audio) {
+            return this.error("create_audio_clip: Only audio tracks can contain audio clips");
+        }
+        if (target.track.slots[target.slot]) {
+            return this.error("create_audio_clip: Clip slot is not empty");
+        }
+        const file = String(args[0] || "");
+        if (!fs.existsSync(file)) {
+            return this.error("create_audio_clip: invalid file " + file);
+        }
+        const wav = readWav(file);
+        const seconds = wav.channels[0].length / wav.rate;
+        // Live's own warping of a new short loop: a whole number of bars at a guessed tempo.
+        target.track.slots[target.slot] = { file, name: path.basename(file, ".wav"), color: 0,
+            warping: 1, looping: 0, loop_start: 0, loop_end: 8, start_marker: 0, end_marker: 8,
+            warp_markers: [{ beat_time: 0, sample_time: 0 }], seconds, fired: 0 };
+        return undefined;
+    }
+}
+
+// A Max Dict as [js] sees one: set and get by key.
+function MaxDict() {
+    this.entries = {};
+    this.set = (key, value) => { this.entries[key] = value; };
+    this.get = (key) => this.entries[key];
 }
 
 class MaxDevice {
@@ -84,6 +243,7 @@ class MaxDevice {
         this.udpOut = options.udpOut || (() => {});
         this.uid = options.uid || "017"; // what Max puts for "---"
         this.live = options.live || new Live();
+        this.live.lom.post = (text) => this.post(text); // Live's errors go to the Max window
         this.time = 0; // samples
         this.events = []; // {time, seq, fn}
         this.seq = 0;
@@ -452,6 +612,8 @@ class JsBox {
             Date: HarnessDate,
             Task,
             File,
+            LiveAPI: device.live.lom.api(),
+            Dict: MaxDict,
             JSON,
             Math,
             post: (...text) => device.post(text.join(" ")),

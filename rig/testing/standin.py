@@ -36,6 +36,7 @@ class StandInDevice:
     received: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     arrived: list[float] = field(default_factory=list)  # time.monotonic() of each received
     slots: dict[int, str] = field(default_factory=dict)  # slot -> loaded path
+    clips: dict[int, dict[int, str]] = field(default_factory=dict)  # track -> scene -> path
 
     def __post_init__(self) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -119,6 +120,20 @@ class StandInDevice:
             self.send("/rig/loaded", int(args[0]), "", int(args[1]))
         elif address == "/rig/load":
             self._answer_load(*args)
+        elif address == "/rig/clip":
+            self._answer_clip(*args)
+
+    def _answer_clip(self, track: int, scene: int, path: str, *rest: Any) -> None:
+        """Like Live's Session View with empty audio tracks: the first empty scene, or the
+        asked one; a path outside the folder or an unreadable file is refused like a load."""
+        req_id = rest[-1]
+        if self.refuse_outside is not None and not Path(path).is_relative_to(self.refuse_outside):
+            self.send("/rig/error", 0, req_id, f"path outside the take folder: {path}")
+            return
+        taken = self.clips.setdefault(track, {})
+        scene = scene or next(n for n in range(1, 10_000) if n not in taken)
+        taken[scene] = path
+        self.send("/rig/clipped", track, scene, req_id)
 
     def _answer_load(
         self, slot: int, path: str, bpm: float, bars: int, beats: int, take_id: str, req_id: int

@@ -13,14 +13,16 @@ from typing import Any
 
 import gradio as gr
 
+from rig.clips import place_clip
 from rig.config import ALLOWED_BARS
 from rig.evolve import Evolution
-from rig.link import LinkState
+from rig.link import LinkError, LinkState
 from rig.midi import MidiController
 from rig.performance import ACTIONS, ActionError, Performance
 from rig.prompt import PromptError, format_prompt
 from rig.release import find_model_folders, read_config
 from rig.session import SessionError
+from rig.takes import Take
 from rig.ui.access import is_local
 from rig.ui.fields import AUTO, NO_SLOT, apply, edits, redraw, render, whole, widget_names
 from rig.ui.render import (
@@ -131,6 +133,8 @@ def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) 
     if take is None:
         return "⚠ select a take first"
     try:
+        if action == "clip":
+            return send_to_clip(perf, take, slot)
         if action == "send":
             if slot in (None, "", 0, "0"):
                 return "⚠ choose a slot number (from 1)"
@@ -144,6 +148,22 @@ def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) 
     except (ActionError, SessionError, ValueError) as error:
         return f"⚠ {error}"
     return f"queued #{job.request.id} ({action} of {take.id})"
+
+
+def send_to_clip(perf: Performance, take: Take, track: Any) -> str:
+    """The history's Send to clip: ``take`` into audio ``track``'s next empty clip slot."""
+    number = whole(track)
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        return f"⚠ track {track!r}: an audio track's number, from 1"
+    if perf.link is None:
+        return "⚠ no device link in this session"
+    try:
+        place_clip(perf.link, perf.config.clips, take, number)
+    except LinkError as error:
+        return f"⚠ {error}"
+    return f"placing {take.id} as a clip in track {number} (Live 12.0.5 or newer)"
 
 
 def cancel_all(perf: Performance) -> str:
@@ -301,6 +321,11 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
                 [str(n) for n in range(1, 9)], value="1", label="slot", allow_custom_value=True
             )
             send = gr.Button("Send to slot")
+            clip_track = gr.Number(
+                perf.config.clips.track or 1, precision=0, minimum=1, label="clip track",
+                elem_id="clip-track",
+            )
+            to_clip = gr.Button("Send to clip", elem_id="send-clip")
             vary = gr.Button("Vary")
             from_audio = gr.Button("Vary from audio", elem_id="vary-audio")
             strength = gr.Slider(
@@ -390,6 +415,7 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         history.select(select_row, None, selected)
         selected.change(partial(take_details, perf), selected, [audio, image, about])
         send.click(partial(take_action, perf, "send"), [selected, send_slot], status)
+        to_clip.click(partial(take_action, perf, "clip"), [selected, clip_track], status)
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
         from_audio.click(partial(take_action, perf, "vary_audio"), [selected, send_slot], status)
