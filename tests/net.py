@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 
 def free_tcp_port() -> int:
@@ -16,11 +17,14 @@ def free_tcp_port() -> int:
 
 class CuttingProxy:
     """Forwards 127.0.0.1:``port`` to ``upstream`` byte for byte, except that the first
-    connection whose request starts with ``prefix`` is cut after ``cut_after`` bytes of its
-    answer (a connection dropped mid-download)."""
+    connection whose request starts with ``prefix`` is held ``delay_s`` and cut after
+    ``cut_after`` bytes of its answer (a slow link, a connection dropped mid-download)."""
 
-    def __init__(self, upstream: int, prefix: bytes, cut_after: int) -> None:
+    def __init__(
+        self, upstream: int, prefix: bytes, cut_after: int | None, delay_s: float = 0.0
+    ) -> None:
         self.upstream, self.prefix, self.cut_after = upstream, prefix, cut_after
+        self.delay_s = delay_s
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -50,6 +54,8 @@ class CuttingProxy:
         with self._lock:
             cut = self.cuts == 0 and first.startswith(self.prefix)
             self.cuts += cut
+        if cut:
+            time.sleep(self.delay_s)
         server.sendall(first)
         threading.Thread(target=_pump, args=(client, server, None), daemon=True).start()
         _pump(server, client, self.cut_after if cut else None)

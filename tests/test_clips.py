@@ -54,4 +54,3 @@ def test_send_to_clip_from_the_page_and_the_devices_refusal(perf_rig: Rig) -> No
     (error,) = [e.data for e in events if e.kind == "error"]
     assert error["slot"] == 0 and "outside the take folder" in error["message"]
     assert 0 not in rig.link.snapshot().slots  # a clip's failure is no slot's
-

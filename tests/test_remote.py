@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,27 @@ def test_a_download_cut_mid_way_resumes_where_it_stopped(tmp_path: Path) -> None
                 report = pair.companion.reports[req_id]
                 assert proxy.cuts == 1 and report.attempts == 2
                 assert len(report.resumed_from) == 1 and 0 < report.resumed_from[0] <= 300_000
+        finally:
+            proxy.close()
+
+
+def test_a_newer_load_for_the_slot_wins_over_one_still_downloading(tmp_path: Path) -> None:
+    (tmp_path / "host").mkdir()
+    with RemoteHost(host_config(tmp_path / "host")) as host:
+        proxy = CuttingProxy(host.config.ui.port, b"GET /rig/takes/", None, delay_s=1.0)
+        try:
+            for pair in companion_for(host, f"http://127.0.0.1:{proxy.port}", tmp_path / "laptop"):
+                say_hello(pair)
+                slow, fast = a_take(host.config.paths.takes), a_take(host.config.paths.takes, 2)
+                host.link.send_take(1, slow)  # its download is held a second
+                wait_until(lambda: proxy.cuts == 1)
+                host.link.send_take(1, fast)
+                (load,) = pair.device.wait_for("/rig/load")
+                assert load[5] == fast.id
+                wait_until(lambda p=pair: len(p.companion.reports) == 2, timeout=10)  # slow came
+                time.sleep(0.3)
+                assert [args[5] for args in pair.device.messages("/rig/load")] == [fast.id]
+                assert (pair.laptop / slow.wav.relative_to(host.config.paths.takes)).is_file()
         finally:
             proxy.close()
 
