@@ -40,6 +40,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "osc.listen_port": getattr(args, "listen_port", None),
         "audio.wav_format": getattr(args, "wav_format", None),
         "remote.enabled": True if getattr(args, "remote", False) else None,
+        "music.channels": getattr(args, "channels", None),
         "ui.token": getattr(args, "token", None),
         "ui.port": getattr(args, "ui_port", None),
     }
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--slot", type=int, default=1, help="device slot, from 1 (default 1)")
     generate.add_argument("--seed", type=int, help="random seed (default: a fresh one)")
     generate.add_argument("--no-send", action="store_true", help="write the take, send nothing")
+    generate.add_argument(
+        "--channels", choices=["2", "4"], help="2 = stereo, 4 = quad take (RIG_CHANNELS)"
+    )
     generate.add_argument(
         "--set",
         action="append",

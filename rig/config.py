@@ -73,6 +73,9 @@ class AudioConfig:
         return WAV_SUBTYPES[self.wav_format]
 
 
+OUTPUT_CHANNELS = (2, 4)  # stereo or quad takes
+
+
 @dataclass(frozen=True)
 class MusicConfig:
     """Musical defaults of a prompt that does not say otherwise."""
@@ -81,6 +84,7 @@ class MusicConfig:
     bars: int = 2  # loop length in bars
     beats_per_bar: int = 4  # quarter notes in a bar until Live reports its time signature
     follow_tempo: bool = True  # re-render the slots' GAN takes when Live's tempo settles
+    channels: int = 2  # 2 = stereo takes; 4 = quad (front left, front right, rear left, rear right)
 
     @property
     def meter(self) -> str:
@@ -318,6 +322,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "music.bars": (_choice(*ALLOWED_BARS, kind=_int), "RIG_BARS"),
     "music.beats_per_bar": (_ranged(1, 16, _int), "RIG_BEATS_PER_BAR"),
     "music.follow_tempo": (_bool, "RIG_FOLLOW_TEMPO"),
+    "music.channels": (_choice(*OUTPUT_CHANNELS, kind=_int), "RIG_CHANNELS"),
     "paths.takes": (_path, "RIG_TAKES"),
     "takes.keep_sessions": (_ranged(0, 100000, _int), "RIG_KEEP_SESSIONS"),
     "takes.max_gb": (_ranged(0.0, 100000.0), "RIG_TAKES_MAX_GB"),

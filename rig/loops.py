@@ -65,16 +65,22 @@ def loop_length(bpm: float, bars: int, beats_per_bar: int, sample_rate: int) -> 
     return round(bars * beats_per_bar * 60.0 / bpm * sample_rate)
 
 
-def check_audio(audio: np.ndarray, sample_rate: int, min_seconds: float = 0.1) -> np.ndarray:
+def check_audio(
+    audio: np.ndarray, sample_rate: int, min_seconds: float = 0.1, channels: int | None = None
+) -> np.ndarray:
     """Validate and normalise the layout of engine or file audio.
 
     Args:
-        audio: ``[samples]`` (mono) or ``[channels, samples]`` with 1 or 2 channels.
+        audio: ``[samples]`` (mono) or ``[channels, samples]`` with 1, 2 or 4 channels (4:
+            front left, front right, rear left, rear right).
         sample_rate: Hz.
         min_seconds: shortest accepted duration.
+        channels: the channels wanted, 2 or 4 (None: stereo, or quad as it came). Mono goes
+            to every channel, stereo to the front and the rear pair, quad to stereo as front
+            plus rear at equal power.
 
     Returns:
-        ``[2, samples]`` float32 (mono is duplicated to both channels).
+        ``[channels, samples]`` float32.
 
     Raises:
         LoopError: wrong shape, NaN/inf, too short, or silent.
@@ -82,9 +88,9 @@ def check_audio(audio: np.ndarray, sample_rate: int, min_seconds: float = 0.1) -
     audio = np.asarray(audio)
     if audio.ndim == 1:
         audio = audio[np.newaxis]
-    if audio.ndim != 2 or audio.shape[0] not in (1, 2):
+    if audio.ndim != 2 or audio.shape[0] not in (1, 2, 4):
         raise LoopError(
-            f"expected audio shaped [channels, samples] with 1 or 2 channels, got {audio.shape}"
+            f"expected audio shaped [channels, samples] with 1, 2 or 4 channels, got {audio.shape}"
         )
     if not np.issubdtype(audio.dtype, np.floating):
         raise LoopError(f"expected floating-point audio, got {audio.dtype}")
@@ -99,9 +105,22 @@ def check_audio(audio: np.ndarray, sample_rate: int, min_seconds: float = 0.1) -
     peak = float(np.max(np.abs(audio)))
     if peak < 1e-6:
         raise LoopError(f"audio is silent (peak {_db(peak):.1f} dBFS)")
-    if audio.shape[0] == 1:
-        audio = np.repeat(audio, 2, axis=0)
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    return np.ascontiguousarray(_layout(audio, channels), dtype=np.float32)
+
+
+def _layout(audio: np.ndarray, channels: int | None) -> np.ndarray:
+    """``[1|2|4, S]`` → ``[channels, S]`` (see :func:`check_audio`)."""
+    have = audio.shape[0]
+    want = channels or max(2, have)
+    if want not in (2, 4):
+        raise LoopError(f"a loop has 2 or 4 channels, not {want}")
+    if have == 1:
+        return np.repeat(audio, want, axis=0)
+    if have == want:
+        return audio
+    if have == 2:  # stereo on quad: the same pair front and rear
+        return np.concatenate([audio, audio])
+    return (audio[:2] + audio[2:]) / np.sqrt(2.0)  # quad on stereo
 
 
 def trim_silence(
@@ -144,8 +163,15 @@ def stretch(audio: np.ndarray, rate: float, sample_rate: int = 44100) -> np.ndar
     Rubber Band (through Spotify's ``pedalboard``): its R2 engine with crisp transients, chosen
     by measurement on drum loops (onset-strength peak-to-median against the unstretched loop, 90
     and 170 BPM from 120): R2 crisp 0.90 / 1.00, R3 ("high quality", which ignores the transient
-    mode) 0.52 / 0.88, librosa's phase vocoder 0.48 / 0.54.
+    mode) 0.52 / 0.88, librosa's phase vocoder 0.48 / 0.54. Quad goes through as two stereo
+    pairs (front, rear): Rubber Band treats a third and fourth channel unlike the first two
+    (measured: the same stereo pair on channels 1-2 and 3-4 came out 0.7 apart at peak), so each
+    pair gets the stereo treatment and the pairs stay alike.
     """
+    if audio.shape[0] > 2:
+        pairs = [stretch(audio[i : i + 2], rate, sample_rate) for i in range(0, audio.shape[0], 2)]
+        shortest = min(p.shape[1] for p in pairs)
+        return np.concatenate([p[:, :shortest] for p in pairs])
     from pedalboard import time_stretch
 
     if not 1 / MAX_STRETCH <= rate <= MAX_STRETCH:
@@ -242,8 +268,15 @@ def fold_seam(audio: np.ndarray, length: int, search: int = 0) -> np.ndarray:
 
 
 def loudness(audio: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness in LUFS (ITU-R BS.1770, pyloudnorm) of ``[channels, samples]``."""
+    """Integrated loudness in LUFS (ITU-R BS.1770, pyloudnorm) of ``[channels, samples]``.
+
+    Quad counts all four channels with BS.1770's weights: 1.0 for the front pair, 1.41 (+1.5
+    dB) for the rear pair as surround channels — given to pyloudnorm as its 5-channel layout
+    (L, R, C, Ls, Rs) with a silent centre.
+    """
     meter = _meter(sample_rate, min(0.4, audio.shape[1] / sample_rate))
+    if audio.shape[0] == 4:
+        audio = np.concatenate([audio[:2], np.zeros_like(audio[:1]), audio[2:]])
     return float(meter.integrated_loudness(audio.T))
 
 
@@ -298,11 +331,15 @@ def make_loop(
     settings: AudioConfig,
     source_bpm: float | None = None,
     trim: bool = True,
+    channels: int | None = None,
 ) -> Loop:
     """Turn raw audio into a bar-exact, click-free, loudness-normalised loop.
 
+    Every channel gets the same cut and seam offset, loudness is measured over all of them and
+    the limiter's gain is linked (one gain for every channel at each sample).
+
     Args:
-        audio: ``[samples]`` or ``[channels, samples]`` float, 1 or 2 channels, any rate.
+        audio: ``[samples]`` or ``[channels, samples]`` float, 1, 2 or 4 channels, any rate.
         sample_rate: Hz of ``audio``.
         bpm: target tempo.
         bars: target length in bars.
@@ -310,14 +347,16 @@ def make_loop(
         settings: output rate, loudness target, peak ceiling, silence threshold, seam and fades.
         source_bpm: the tempo the content was made at (engines know it); ``None`` = unknown.
         trim: cut leading/trailing silence first (off for engines whose output is bar-aligned).
+        channels: 2 or 4 (see :func:`check_audio`); None: stereo, or quad as it came.
 
     Returns:
-        A :class:`Loop` of ``[2, loop_length(bpm, bars, beats_per_bar, settings.sample_rate)]``.
+        A :class:`Loop` of ``[channels, loop_length(bpm, bars, beats_per_bar,
+        settings.sample_rate)]``.
 
     Raises:
         LoopError: NaN/inf, silent, too-short input, or an impossible stretch.
     """
-    audio = check_audio(audio, sample_rate, settings.min_seconds)
+    audio = check_audio(audio, sample_rate, settings.min_seconds, channels)
     if trim:
         audio = trim_silence(audio, sample_rate, settings.silence_db, settings.fade_ms)
         check_audio(audio, sample_rate, settings.min_seconds)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from rig.clips import place_clip
 from rig.config import TEMPO_RANGE, Config
 from rig.engines.base import (
+    CHANNELS,
     ENGINES,
     Cancelled,
     Engine,
@@ -34,6 +35,7 @@ from rig.engines.base import (
     Recipe,
     Request,
     build_engine,
+    output_channels,
 )
 from rig.link import Link, LinkError
 from rig.loops import Loop, make_loop
@@ -113,8 +115,9 @@ def produce_take(
     """Run one request end to end: engine → loop tools → take store.
 
     Args:
-        request: with ``prompt.tempo`` and ``prompt.bars`` filled (defaults apply otherwise)
-            and its seed drawn (a fresh one otherwise).
+        request: with ``prompt.tempo`` and ``prompt.bars`` filled (defaults apply otherwise),
+            its seed drawn (a fresh one otherwise) and its channels in ``settings`` (else
+            ``music.channels``).
 
     Returns:
         The written :class:`Take`: the request's recipe, and the engine's replay recipe; the
@@ -126,9 +129,12 @@ def produce_take(
     music = config.music
     prompt = request.prompt.with_defaults(music.tempo, music.bars, music.meter)
     request = replace(request, prompt=prompt).seeded()
+    if music.channels != 2 and CHANNELS not in request.settings:  # quad: the recipe says so
+        request = replace(request, settings={**request.settings, CHANNELS: music.channels})
     output = engine.generate(request, progress)
     outputs = [output, *output.variations]
-    loops = [_loop_of(out, prompt, config) for out in outputs]  # all cut before any is written
+    channels = output_channels(request.recipe)
+    loops = [_loop_of(out, prompt, config, channels) for out in outputs]  # cut before any write
     takes = [
         replace(
             store.write(loop, request.recipe, out.replay, out.metadata, request.id),
@@ -139,8 +145,8 @@ def produce_take(
     return replace(takes[0], variations=tuple(takes[1:]))
 
 
-def _loop_of(output: EngineOutput, prompt: Prompt, config: Config) -> Loop:
-    """The engine's raw audio cut to the prompt's exact, click-free loop."""
+def _loop_of(output: EngineOutput, prompt: Prompt, config: Config, channels: int) -> Loop:
+    """The engine's raw audio cut to the prompt's exact, click-free loop of ``channels``."""
     assert prompt.tempo is not None and prompt.bars is not None
     return make_loop(
         output.audio,
@@ -151,6 +157,7 @@ def _loop_of(output: EngineOutput, prompt: Prompt, config: Config) -> Loop:
         config.audio,
         source_bpm=output.source_bpm,
         trim=not output.bar_aligned,
+        channels=channels,
     )
 
 

@@ -1,4 +1,4 @@
-"""Latents → stereo loop: synthesis, re-timing, vocoder, and the four-latent left/right mix.
+"""Latents → stereo or quad loop: synthesis, re-timing, vocoder, and the four-latent mix.
 
 Every stage keeps the loop circular: the generator pads time circularly, and the vocoder sees the
 spectrogram with :data:`WRAP_FRAMES` frames of its other end on each side, whose audio is then cut
@@ -24,7 +24,7 @@ import torch
 
 from rig.compute import autocast
 from rig.loop_model import LoopModel
-from rig.mix import stereo_mix
+from rig.mix import spatial_mix
 from rig.nn.mel import MelFrontEnd
 
 # Mel frames of circular context on each side of the vocoder's input. It must cover the
@@ -45,7 +45,7 @@ TAIL_FRAMES = 6  # mel frames rendered past a re-timed loop's end, folded into i
 class Rendered:
     """What one render made."""
 
-    stereo: np.ndarray  # [2, samples] float32 at the vocoder's rate, one loop of the model's bars
+    audio: np.ndarray  # [channels, samples] float32 at the vocoder's rate, one loop of the bars
     spectrogram: np.ndarray  # [n_mels, frames] log-mel of the first latent
     seconds: dict[str, float]  # wall time per stage: synthesis, vocoder, mix
 
@@ -171,21 +171,23 @@ def render(
     noise: str = "const",
     dtype: torch.dtype = torch.float32,
     bpm: float | None = None,
+    channels: int = 2,
 ) -> Rendered:
     """Synthesise one spectrogram per latent, re-time them to ``bpm``, vocode them and mix them
-    to stereo.
+    to stereo or quad.
 
     Args:
         model: a loaded loop model (its modules on one device).
         ws: ``[count, w_dim]`` latents, on the model's device.
-        spread: stereo width in [0, 1].
+        spread: width in [0, 1] (stereo, or how far each latent keeps to its own speaker).
         noise: the synthesis noise mode ("const" makes the output a function of ``ws`` alone).
         dtype: compute dtype (fp16/bf16 autocast on a GPU).
         bpm: the tempo to render at (None: the model's own).
+        channels: 2 (stereo) or 4 (quad: front left, front right, rear left, rear right).
 
     Returns:
-        :class:`Rendered` with ``[2, samples]`` audio, one circular loop of the model's bars at
-        ``bpm`` (``round(frames · model BPM / bpm · hop)`` samples at the vocoder's rate).
+        :class:`Rendered` with ``[channels, samples]`` audio, one circular loop of the model's
+        bars at ``bpm`` (``round(frames · model BPM / bpm · hop)`` samples at the vocoder's rate).
     """
     device = ws.device
     seconds: dict[str, float] = {}
@@ -201,9 +203,9 @@ def render(
     sources = audio.cpu().numpy()
     seconds["vocoder"] = time.perf_counter() - start
     start = time.perf_counter()
-    stereo = stereo_mix(sources, spread)
+    mixed = spatial_mix(sources, spread, channels)
     seconds["mix"] = time.perf_counter() - start
-    return Rendered(stereo, mel[0].cpu().numpy(), seconds)
+    return Rendered(mixed, mel[0].cpu().numpy(), seconds)
 
 
 def repeat_to(audio: np.ndarray, samples: int) -> np.ndarray:

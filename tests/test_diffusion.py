@@ -351,3 +351,19 @@ def test_bench_figures(config: Config) -> None:
         ):
             assert figures[f"{kind}_{name}"] > 0, (kind, name)
         assert 0 <= figures[f"{kind}_overhead_pct"] < 100  # printed, never judged here
+
+
+def test_a_quad_take_is_two_stereo_generations_front_and_rear(
+    config: Config, tiny_folder: Path
+) -> None:
+    quiet = lambda *a, **k: None  # noqa: E731
+    quad = dataclasses.replace(config, music=dataclasses.replace(config.music, channels=4))
+    engine = engine_for(quad, tiny_folder, variations=2)
+    store = TakeStore(config.paths.takes)
+    take = produce_take(ask("dark bass, Tempo: 120, Bars: 1"), engine, quad, store, quiet)
+    audio = [soundfile.read(t.wav, always_2d=True)[0] for t in (take, *take.variations)]
+    assert [a.shape for a in audio] == [(loop_length(120, 1, 4, 44100), 4)] * 2
+    assert not np.allclose(audio[0][:, :2], audio[0][:, 2:])  # the rear is its own generation
+    assert take.replay.settings["channels"] == 4 and "pairs" not in take.replay.settings
+    again = produce_take(Request.of(take.replay, 2), engine, config, store, quiet)  # stereo rig
+    np.testing.assert_array_equal(soundfile.read(again.wav, always_2d=True)[0], audio[0])

@@ -130,7 +130,8 @@ def test_mono_becomes_two_identical_channels() -> None:
         (np.array([[0.1] * RATE + [np.inf]], dtype=np.float32), "1 NaN or infinite"),
         (np.zeros((2, RATE), dtype=np.float32), "silent"),
         (np.ones((2, 100), dtype=np.float32) * 0.1, "too short"),
-        (np.ones((6, RATE), dtype=np.float32) * 0.1, "1 or 2 channels"),
+        (np.ones((6, RATE), dtype=np.float32) * 0.1, "1, 2 or 4 channels"),
+        (np.ones((3, RATE), dtype=np.float32) * 0.1, "1, 2 or 4 channels"),
         (np.ones((2, RATE), dtype=np.int16), "floating-point"),
     ],
 )

@@ -6,6 +6,7 @@ const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const path = require("node:path");
 const h = require("./helpers.js");
+const { writeWav } = require("../harness/wav.js");
 
 function withFolder(options = {}) {
     const d = h.device(options);
@@ -271,4 +272,22 @@ test("while Live plays the device says each beat once: /rig/position bar beat bp
     d.run(1.05); // 180 BPM in 3/4 from where it stopped: a bar of three beats is 1 s
     const more = h.sentTo(d, "/rig/position").slice(5);
     assert.ok(more.length >= 3 && more.every(([, beat, bpm]) => beat < 4 && bpm === 180), String(more));
+});
+
+test("a quad take's front pair plays (front left, front right of four channels)", () => {
+    const d = h.device();
+    const folder = h.takeFolder();
+    d.live.running = true;
+    h.send(d, "/rig/folder", [folder]);
+    d.run(0.3);
+    const file = path.join(folder, "s1", "quad.wav");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const n = 15360; // one bar at 120 BPM and 7680 Hz
+    const channel = (x) => new Float64Array(n).fill(x);
+    writeWav(file, 7680, [channel(0.5), channel(0.25), channel(-0.5), channel(-0.25)]);
+    h.send(d, "/rig/load", [1, file, 120.0, 1, 4, "quad-1", 1]);
+    d.run(3.0);
+    const [left, right] = d.recorded;
+    assert.ok(Math.abs(left[n + 2000] - 0.5) < 1e-3 && Math.abs(right[n + 2000] - 0.25) < 1e-3,
+        `heard ${left[n + 2000]}, ${right[n + 2000]}`);
 });

@@ -77,6 +77,22 @@ def _whole(name: str, value: object, low: int, high: int) -> int:
 RECIPE_VERSION = 1
 
 
+CHANNELS = "channels"  # a recipe setting: 4 makes a quad take (absent: stereo)
+
+
+def output_channels(recipe: Recipe) -> int:
+    """The channels a recipe's take has: 2 (stereo, the default) or 4 (quad: front left, front
+    right, rear left, rear right).
+
+    Raises:
+        RequestError: another count.
+    """
+    channels = recipe.settings.get(CHANNELS, 2)
+    if isinstance(channels, bool) or channels not in (2, 4):
+        raise RequestError(f"channels: {channels!r:.20} is not valid; accepted: 2 or 4")
+    return int(channels)
+
+
 class RecipeError(ValueError):
     """A recorded recipe that cannot be read back; the message names the field."""
 

@@ -34,7 +34,14 @@ import torch
 
 from rig.compute import pick_device, pick_dtype
 from rig.engines.audio_init import check_strength, read_init_audio, sao_start
-from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
+from rig.engines.base import (
+    CHANNELS,
+    EngineError,
+    EngineOutput,
+    ProgressFn,
+    Request,
+    output_channels,
+)
 from rig.mix import stereo_mix
 from rig.prompt import Prompt, format_prompt
 
@@ -208,8 +215,9 @@ class DiffusionEngine:
         return pipe
 
     def generate(self, request: Request, progress: ProgressFn) -> EngineOutput:
-        """Stereo audio for ``request`` (before the loop tools): the first waveform, the others
-        as :attr:`EngineOutput.variations` — or, with four and a spread, one stereo mix."""
+        """Stereo (or quad) audio for ``request`` (before the loop tools): the first waveform,
+        the others as :attr:`EngineOutput.variations` — or, with four and a spread, one stereo
+        mix."""
         prompt = request.prompt
         if prompt.tempo is None or prompt.bars is None:
             raise EngineError("the diffusion engines need the prompt's tempo and bars")
@@ -219,6 +227,8 @@ class DiffusionEngine:
         text = prompt_text(prompt, self.settings.template)
         seed = request.seed if request.seed is not None else 0
         choices = self._choices(request)
+        # quad: two stereo generations per take, the second for the rear pair
+        choices["pairs"] = output_channels(request.recipe) // 2
         arguments = self._arguments(pipe, text, seconds, seed, choices, progress)
         runner, scheduler = pipe, None
         if choices["init_audio"]:
@@ -253,7 +263,8 @@ class DiffusionEngine:
             model=request.model or self._model_name(),
             seed=seed,
             settings={
-                **{k: v for k, v in choices.items() if k != "variation"},
+                **{k: v for k, v in choices.items() if k not in ("variation", "pairs")},
+                **({CHANNELS: 4} if choices["pairs"] == 2 else {}),
                 "steps": ran_steps,
                 "scheduler": type(pipe.scheduler).__name__,
                 "loras": loras,
@@ -284,13 +295,14 @@ class DiffusionEngine:
             "prompt": text,
             "negative_prompt": choices["negative_prompt"] or None,
             "guidance_scale": choices["guidance"],
-            "num_waveforms_per_prompt": choices["variations"],
+            "num_waveforms_per_prompt": choices["variations"] * choices["pairs"],
             "generator": generator,
             "output_type": "pt",
             **self._length_and_steps(pipe, seconds, choices["steps"] or None, progress),
         }
         if self.kind == "sao" and self.settings.short_latents:
-            arguments["latents"] = short_latents(pipe, seconds, choices["variations"], generator)
+            count = choices["variations"] * choices["pairs"]
+            arguments["latents"] = short_latents(pipe, seconds, count, generator)
         return arguments
 
     def _from_audio(
@@ -319,7 +331,12 @@ class DiffusionEngine:
         audio = read_init_audio(path, rate, frames * pipe.vae.hop_length, channels)
         steps = int(arguments["num_inference_steps"])
         latents, scheduler, run = sao_start(
-            pipe, audio, steps, strength, choices["variations"], arguments["generator"]
+            pipe,
+            audio,
+            steps,
+            strength,
+            choices["variations"] * choices["pairs"],
+            arguments["generator"],
         )
 
         def step(index: int, timestep: Any, latents: Any) -> None:
@@ -341,20 +358,26 @@ class DiffusionEngine:
     def _split(
         self, audios: np.ndarray, template: EngineOutput, choices: dict[str, Any]
     ) -> EngineOutput:
-        """``[N, C, T]`` waveforms → the output: four with a spread mixed to one stereo loop;
-        otherwise each its own take (variation k of N, its replay picks k), the first for the
-        slot — or only the recorded variation when a take is made again."""
+        """``[N·pairs, C, T]`` waveforms → the output: four stereo ones with a spread mixed to one
+        stereo loop; otherwise each its own take (variation k of N, its replay picks k; quad:
+        waveforms 2k-1 and 2k as the front and rear pair), the first for the slot — or only the
+        recorded variation when a take is made again."""
+        pairs = choices["pairs"]
+        audios = np.stack([
+            np.concatenate([_stereo(w) for w in audios[i : i + pairs]])
+            for i in range(0, audios.shape[0], pairs)
+        ])  # fmt: skip
         count = audios.shape[0]
-        if count == 4 and choices["spread"] > 0:
+        if count == 4 and choices["spread"] > 0 and pairs == 1:
             return replace(template, audio=stereo_mix(audios.mean(axis=1), choices["spread"]))
         if count == 1:
-            return replace(template, audio=_stereo(audios[0]))
+            return replace(template, audio=audios[0])
         assert template.replay is not None
         picks = [choices["variation"]] if choices["variation"] else range(1, count + 1)
         outputs = [
             replace(
                 template,
-                audio=_stereo(audios[k - 1]),
+                audio=audios[k - 1],
                 metadata={**template.metadata, "variation": k},
                 replay=replace(
                     template.replay, settings={**template.replay.settings, "variation": k}

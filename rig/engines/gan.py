@@ -7,7 +7,8 @@ A generation for model M:
    so repeated generations drift instead of jumping;
 3. directions: ``w' = w + Σ amount_d · v_d`` from prompt words plus the controls of the same name;
 4. four latents ``w' + variation · σ_w · ε_i`` (ε from the seed, σ_w the model's typical spread
-   of w), four spectrograms, four vocoded loops, mixed to stereo with ``spread``.
+   of w), four spectrograms, four vocoded loops, mixed to stereo with ``spread`` — or, for a
+   quad recipe (``settings["channels"] = 4``), each latent toward its own speaker.
 
 The sidecar gets every number needed to redo it: a request with ``target`` = the recorded ``w``,
 ``controls["morph"] = 1`` and the same seed, prompt and controls regenerates the same audio on the
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from rig.compute import autocast, pick_device, pick_dtype
-from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request
+from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request, output_channels
 from rig.engines.gan_kind import CORE_PARAMS, merge_direction
 from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
 from rig.loop_model import CheckpointError, LoopModel, load_loop_model
@@ -125,11 +126,12 @@ class GanEngine:
         ws = shifted[None] + scale * eps.to(self.device)
         progress(1, 3, f"{name}: synthesis and vocoder")
         tempo = request.prompt.tempo or model.audio.bpm
-        rendered = self._render(model, ws, controls["spread"], tempo)
+        channels = output_channels(request.recipe)
+        rendered = self._render(model, ws, controls["spread"], tempo, channels)
         progress(2, 3, f"{name}: mix")
         state.w, state.generations = w, state.generations + 1
         self.current = name
-        audio = self._fit(model, rendered.stereo, request)
+        audio = self._fit(model, rendered.audio, request)
         progress(3, 3, f"{name}: done")
         metadata = {
             "model": name,
@@ -223,9 +225,14 @@ class GanEngine:
         return target
 
     def _render(
-        self, model: LoopModel, ws: torch.Tensor, spread: float, bpm: float | None = None
+        self,
+        model: LoopModel,
+        ws: torch.Tensor,
+        spread: float,
+        bpm: float | None = None,
+        channels: int = 2,
     ) -> Rendered:
-        return render(model, ws.to(self.device), spread, "const", self.dtype, bpm)
+        return render(model, ws.to(self.device), spread, "const", self.dtype, bpm, channels)
 
     def _fit(self, model: LoopModel, loop: np.ndarray, request: Request) -> np.ndarray:
         """The loop (at the asked tempo) repeated to the asked bars and meter plus a short

@@ -322,7 +322,10 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
             )
             send = gr.Button("Send to slot")
             clip_track = gr.Number(
-                perf.config.clips.track or 1, precision=0, minimum=1, label="clip track",
+                perf.config.clips.track or 1,
+                precision=0,
+                minimum=1,
+                label="clip track",
                 elem_id="clip-track",
             )
             to_clip = gr.Button("Send to clip", elem_id="send-clip")

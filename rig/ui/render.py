@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from rig.evolve import Evolution
 from rig.link import LinkState
@@ -49,19 +49,38 @@ def take_spectrogram(take: Take, width: int = 640, height: int = 200) -> Image.I
     return spectrogram_image(take.wav, width, height)
 
 
+QUAD_LANES = ("FL", "FR", "RL", "RR")
+LANE_COLOURS = ((251, 136, 97), (224, 96, 154), (127, 212, 255), (123, 224, 106))
+
+
 @functools.lru_cache(maxsize=64)
 def waveform_image(path: Path, width: int = 640, height: int = 120) -> Image.Image:
-    """Min/max envelope of a WAV, one column per pixel, as a ``width × height`` image."""
-    mono, _ = _mono(path)
-    columns = np.array_split(mono, width)
+    """Min/max envelope of a WAV, one column per pixel, as a ``width × height`` image: the
+    channels' mean, or for a quad take one labelled lane per channel (FL, FR, RL, RR)."""
+    audio, _ = soundfile.read(str(path), dtype="float32", always_2d=True)
+    lanes = audio.T if audio.shape[1] == 4 else audio.mean(axis=1)[None]
     picture = np.zeros((height, width, 3), dtype=np.uint8)
+    lane_height = height // len(lanes)
+    for index, lane in enumerate(lanes):
+        top = index * lane_height
+        _envelope(picture[top : top + lane_height], lane, LANE_COLOURS[index])
+    image = Image.fromarray(picture)
+    if len(lanes) == 4:
+        draw = ImageDraw.Draw(image)
+        for index, label in enumerate(QUAD_LANES):
+            draw.text((4, index * lane_height + 1), label, fill=(255, 255, 255))
+    return image
+
+
+def _envelope(lane: np.ndarray, samples: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Draw ``samples``' min/max envelope into the ``[h, w, 3]`` pixels of ``lane``."""
+    height, width = lane.shape[:2]
     middle = height / 2
-    for x, chunk in enumerate(columns):
+    for x, chunk in enumerate(np.array_split(samples, width)):
         if chunk.size:
             top = int(middle - chunk.max() * middle * 0.95)
             bottom = int(middle - chunk.min() * middle * 0.95)
-            picture[max(0, top) : min(height, bottom + 1), x] = (251, 136, 97)
-    return Image.fromarray(picture)
+            lane[max(0, top) : min(height, bottom + 1), x] = colour
 
 
 def slot_grid(state: LinkState, slots: int = 8) -> str:
@@ -117,7 +136,7 @@ def take_pictures(take: Take) -> str:
         if len(_PICTURES) > 16:
             _PICTURES.clear()
         spectrogram = data_url(take_spectrogram(take, 960, 260))
-        waveform = data_url(waveform_image(take.wav, 960, 110))
+        waveform = data_url(waveform_image(take.wav, 960, 110 if take.loop.channels == 2 else 200))
         _PICTURES[take.id] = (
             f'<img id="stage-spectrogram" src="{spectrogram}" alt="spectrogram">'
             f'<img id="stage-waveform" src="{waveform}" alt="waveform">'
