@@ -35,6 +35,7 @@ function defaults(options) {
         stopNote: o.stopNote === undefined ? 48 : o.stopNote, // C2: stop slot 1
         generateNote: o.generateNote === undefined ? 60 : o.generateNote, // C3: generate slot 1
         autoplay: o.autoplay === undefined ? true : o.autoplay,
+        pair: o.pair === 1 ? 1 : 0, // Output Pair: 0 front, 1 rear (of a quad take)
         port: o.port || 7400,
         loadTimeoutMs: o.loadTimeoutMs || 10000,
         sampleRate: o.sampleRate || 44100
@@ -188,10 +189,11 @@ RigSlots.prototype.slotAt = function (number) {
 };
 
 RigSlots.prototype.onLoad = function (a) {
-    if (a.length !== 7 || !isInt(a[0]) || typeof a[1] !== "string" || !isNum(a[2]) ||
-            !isInt(a[3]) || !isInt(a[4]) || typeof a[5] !== "string" || !isInt(a[6])) {
+    if ((a.length !== 7 && a.length !== 8) || !isInt(a[0]) || typeof a[1] !== "string" ||
+            !isNum(a[2]) || !isInt(a[3]) || !isInt(a[4]) || typeof a[5] !== "string" ||
+            !isInt(a[6]) || (a.length === 8 && a[7] !== 2 && a[7] !== 4)) {
         return this.drop("/rig/load", a,
-            "expects slot:i path:s bpm:f bars:i beats:i take_id:s req_id:i");
+            "expects slot:i path:s bpm:f bars:i beats:i take_id:s req_id:i [channels:i 2|4]");
     }
     var slot = this.slotAt(a[0]);
     if (!slot) {
@@ -199,7 +201,7 @@ RigSlots.prototype.onLoad = function (a) {
     }
     var request = {
         kind: "load", reqId: a[6], key: "load " + a[1] + " " + a[5], path: a[1],
-        takeId: a[5], bpm: a[2], bars: a[3], beats: a[4]
+        takeId: a[5], bpm: a[2], bars: a[3], beats: a[4], channels: a.length === 8 ? a[7] : 2
     };
     if (this.repeatAnswer(slot, request)) {
         return;
@@ -473,7 +475,8 @@ RigSlots.prototype.bufferLoaded = function (number, side) {
     }
     var hadLoop = !!slot.players[slot.front];
     slot.players[side] = {
-        path: r.path, takeId: r.takeId, bars: r.bars, beats: r.beats, bpm: r.bpm, reqId: r.reqId
+        path: r.path, takeId: r.takeId, bars: r.bars, beats: r.beats, bpm: r.bpm, reqId: r.reqId,
+        channels: r.channels || 2
     };
     this.tunePlayer(slot, side);
     slot.target = side; // heard from the next bar on (the graph latches it there)
@@ -554,6 +557,8 @@ RigSlots.prototype.tunePlayer = function (slot, side) {
     this.io.signal("step-" + id, 1 / seconds); // loops per second at the take's own rate
     this.io.signal("dir-" + id, slot.reverse ? -1 : 1);
     this.io.signal("flip-" + id, slot.reverse ? 1 : 0);
+    // Output Pair Rear plays channels 3-4 of a quad take; a stereo take plays its pair there too.
+    this.io.signal("rear-" + id, this.options.pair === 1 && loop.channels === 4 ? 1 : 0);
 };
 
 // Ask the graph to start (from the loop's start) or stop a slot at the next launch boundary,
@@ -713,6 +718,12 @@ RigSlots.prototype.set = function (name, a, b) {
         o[key] = Math.max(0, Math.min(127, Math.round(a)));
     } else if (name === "autoplay" && isNum(a)) {
         o.autoplay = a !== 0;
+    } else if (name === "pair" && isNum(a)) {
+        o.pair = a >= 0.5 ? 1 : 0; // 0 front (channels 1-2), 1 rear (channels 3-4)
+        for (var i = 0; i < this.slots.length; i++) {
+            this.tunePlayer(this.slots[i], "a");
+            this.tunePlayer(this.slots[i], "b");
+        }
     } else if (name === "port" && isNum(a)) {
         if (Math.round(a) !== o.port) {
             o.port = Math.round(a);
@@ -747,7 +758,8 @@ RigSlots.prototype.snapshot = function () {
         var loop = slot.players[slot.target];
         if (loop) {
             slots.push({ n: slot.number, path: loop.path, takeId: loop.takeId, bars: loop.bars,
-                beats: loop.beats, bpm: loop.bpm, on: slot.on, front: slot.target });
+                beats: loop.beats, bpm: loop.bpm, channels: loop.channels, on: slot.on,
+                front: slot.target });
         }
     }
     return JSON.stringify({ v: 1, folder: this.options.takeFolder, slots: slots });
@@ -782,7 +794,7 @@ RigSlots.prototype.restoreSlot = function (entry) {
     }
     var request = { kind: "load", reqId: -1, key: "restore", path: entry.path,
         takeId: String(entry.takeId || ""), bpm: entry.bpm, bars: entry.bars, beats: entry.beats,
-        restoreOn: !!entry.on };
+        channels: entry.channels === 4 ? 4 : 2, restoreOn: !!entry.on };
     var problem = pathProblem(request.path, this.options.takeFolder) || loopProblem(request);
     if (!problem && !this.io.fileExists(request.path)) {
         problem = "missing: " + baseName(request.path);
@@ -874,7 +886,7 @@ function maxIo() {
         },
         ramps: function (samples) {
             for (var s = 1; core && s <= core.slots.length; s++) {
-                var boxes = ["xf-" + s, "gate-" + s];
+                var boxes = ["xf-" + s, "gate-" + s, "rearxf-" + s + "-a", "rearxf-" + s + "-b"];
                 for (var i = 0; i < boxes.length; i++) {
                     named(boxes[i]).message("rampup", samples);
                     named(boxes[i]).message("rampdown", samples);

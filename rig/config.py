@@ -35,6 +35,14 @@ class OscConfig:
     # interfaces when it is not (then only the device's host and `allow` may send).
     listen_host: str = ""
     allow: tuple[str, ...] = ()  # more hosts allowed to send OSC (besides loopback and `host`)
+    # A second device (Output Pair Rear, another track) that gets every message too: quad takes'
+    # rear pair. 0 = none. It sends to the same listen port.
+    rear_port: int = 0
+
+    @property
+    def targets(self) -> tuple[int, ...]:
+        """The device ports every message goes to (on ``host``)."""
+        return (self.port, self.rear_port) if self.rear_port else (self.port,)
 
     @property
     def bind_host(self) -> str:
@@ -310,6 +318,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "osc.listen_port": (_port, "RIG_LISTEN_PORT"),
     "osc.listen_host": (_text, "RIG_LISTEN_HOST"),
     "osc.allow": (_hosts, "RIG_OSC_ALLOW"),
+    "osc.rear_port": (_ranged(0, 65535, _int), "RIG_REAR_PORT"),
     "audio.sample_rate": (_ranged(8000, 192000, _int), "RIG_SAMPLE_RATE"),
     "audio.wav_format": (_choice(*WAV_SUBTYPES), "RIG_WAV_FORMAT"),
     "audio.target_lufs": (_ranged(-40.0, -3.0), "RIG_TARGET_LUFS"),
@@ -481,5 +490,10 @@ def _build(raw: Mapping[str, tuple[Any, str]]) -> Config:
         raise ConfigError(
             f"osc.port and osc.listen_port are both {config.osc.port} on this machine: "
             "the rig would talk to itself; give the device and the rig different ports"
+        )
+    if config.osc.rear_port in (config.osc.port, config.osc.listen_port):
+        raise ConfigError(
+            f"osc.rear_port {config.osc.rear_port} is the device's or the rig's own port: the "
+            "rear-pair device needs an OSC In Port of its own (e.g. 7410)"
         )
     return config

@@ -81,6 +81,7 @@ class SlotState:
     bpm: float = 0.0
     bars: int = 0
     beats: int = 0  # quarter notes in the loop
+    channels: int = 2  # 4: a quad take (the device's Output Pair picks 1-2 or 3-4)
     status: SlotStatus = "empty"
     req_id: int | None = None  # the request awaiting an acknowledgement
     error: str | None = None
@@ -257,11 +258,22 @@ class Link:
         """Ask the device to load ``take`` into ``slot`` (the loop's tempo, bars and quarter
         notes as written); see :meth:`load`."""
         loop = take.loop
-        return self.load(slot, take.wav, loop.bpm, loop.bars, loop.quarters, take.id)
+        return self.load(slot, take.wav, loop.bpm, loop.bars, loop.quarters, take.id,
+                         loop.channels)  # fmt: skip
 
-    def load(self, slot: int, path: Path, bpm: float, bars: int, beats: int, take_id: str) -> int:
-        """Ask the device to load ``path`` (``bars`` bars, ``beats`` quarter notes at ``bpm``)
-        into ``slot``; re-sent until acknowledged.
+    def load(
+        self,
+        slot: int,
+        path: Path,
+        bpm: float,
+        bars: int,
+        beats: int,
+        take_id: str,
+        channels: int = 2,
+    ) -> int:
+        """Ask the device to load ``path`` (``bars`` bars, ``beats`` quarter notes at ``bpm``;
+        ``channels`` 4 for a quad take, sent as an 8th argument) into ``slot``; re-sent until
+        acknowledged.
 
         Returns:
             The request id carried by ``/rig/load`` and its acknowledgement.
@@ -280,11 +292,12 @@ class Link:
                 bpm=float(bpm),
                 bars=int(bars),
                 beats=int(beats),
+                channels=int(channels),
                 status="pending",
                 req_id=req_id,
                 playing=self._slot(slot).playing,
             )
-            args = (
+            args: tuple[Any, ...] = (
                 int(slot),
                 str(resolved),
                 float(bpm),
@@ -293,6 +306,8 @@ class Link:
                 str(take_id),
                 req_id,
             )
+            if channels == 4:  # stereo loads keep the 7 arguments every device version reads
+                args = (*args, 4)
             self._pending[req_id] = _Pending(slot, "/rig/load", args)
         self._wake.set()
         return req_id
@@ -343,6 +358,7 @@ class Link:
                 bpm=float(loop.bpm),
                 bars=int(loop.bars),
                 beats=int(loop.quarters),
+                channels=int(loop.channels),
                 status="loaded",
             )
 
@@ -408,11 +424,11 @@ class Link:
             self._state.device_version, self._state.device_slots = version, slots
             self._state.device_port = port
             assigned = [
-                (n, Path(s.path), s.bpm, s.bars, s.beats, s.take_id)
+                (n, Path(s.path), s.bpm, s.bars, s.beats, s.take_id, s.channels)
                 for n, s in sorted(self._state.slots.items())
                 if s.path and s.take_id and n <= slots
             ]
-        if port is not None and port != self.osc.port and self.outlet is None:
+        if port is not None and port not in self.osc.targets and self.outlet is None:
             self._limited.warning(
                 "hello-port",
                 "the device listens on UDP %d but the rig sends to %d: set RIG_OSC_PORT=%d "
@@ -531,10 +547,12 @@ class Link:
         if self.outlet is not None:
             self.outlet(address, args)
             return
-        try:
-            self._sock.sendto(encode(address, *args), (self.osc.host, self.osc.port))
-        except OSError as error:  # unreachable host, no route: the retry loop tries again
-            log.warning("cannot send %s to %s:%d: %s", address, self.osc.host, self.osc.port, error)
+        data = encode(address, *args)
+        for port in self.osc.targets:  # the device, and the rear-pair device of a quad set-up
+            try:
+                self._sock.sendto(data, (self.osc.host, port))
+            except OSError as error:  # unreachable host, no route: the retry loop tries again
+                log.warning("cannot send %s to %s:%d: %s", address, self.osc.host, port, error)
 
     def _on_cc(self, args: tuple[Any, ...]) -> None:
         number, value = _int(args[0]), _int(args[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +14,16 @@ from conftest import step_p95, wrap_jump
 from perf_fixtures import Rig, running_session
 from tiny_models import write_tiny_model
 
-from rig.config import AudioConfig, Config, MusicConfig, SessionConfig
-from rig.engines.base import ENGINES
+from rig.config import AudioConfig, Config, MusicConfig, OscConfig, SessionConfig
+from rig.engines.base import ENGINES, Recipe
+from rig.link import Link
 from rig.loops import LoopError, check_audio, loop_length, loudness, make_loop
 from rig.mix import quad_gains, spatial_mix
 from rig.performance import Performance
+from rig.prompt import parse_prompt
+from rig.takes import TakeStore
 from rig.testing.signals import drum_signal
+from rig.testing.standin import StandInDevice
 
 RATE = 44100
 SETTINGS = AudioConfig()
@@ -115,3 +120,22 @@ def test_a_quad_take_end_to_end_through_session_and_device(quad_rig: Rig) -> Non
     again = rig.session.wait(rig.perf.regenerate(take).request.id, timeout=120).take
     replayed, _ = soundfile.read(again.wav, dtype="float32", always_2d=True)
     np.testing.assert_allclose(replayed, audio, atol=1e-4)  # the replay is quad too
+
+
+def test_quad_loads_reach_the_rear_pair_device_too(tmp_path: Path) -> None:
+    store = TakeStore(tmp_path)
+    recipe = Recipe(parse_prompt("dusty drums, Tempo: 120, Bars: 1"), "word", seed=1)
+    quad = store.write(make_loop(quad_signal(), RATE, 120.0, 1, 4, SETTINGS), recipe)
+    stereo = store.write(make_loop(drum_signal(3.0, RATE), RATE, 120.0, 1, 4, SETTINGS), recipe)
+    with StandInDevice(rig_port=0) as front, StandInDevice(rig_port=0) as rear:
+        osc = OscConfig(port=front.port, listen_port=0, rear_port=rear.port)
+        with Link(osc, tmp_path) as link:
+            front.rig_port = rear.rig_port = link.port
+            link.send_take(1, quad)
+            link.send_take(2, stereo)
+            for device in (front, rear):
+                loads = device.wait_for("/rig/load", count=2)
+                assert loads[0][7:] == (4,) and len(loads[1]) == 7  # stereo: the old 7 args
+            rear.send("/rig/hello", "2", 8, rear.port)  # the rear device reloaded
+            again = rear.wait_for("/rig/load", count=4)[2:]
+            assert sorted((a[0], len(a)) for a in again) == [(1, 8), (2, 7)]

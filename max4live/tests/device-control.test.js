@@ -274,20 +274,70 @@ test("while Live plays the device says each beat once: /rig/position bar beat bp
     assert.ok(more.length >= 3 && more.every(([, beat, bpm]) => beat < 4 && bpm === 180), String(more));
 });
 
-test("a quad take's front pair plays (front left, front right of four channels)", () => {
-    const d = h.device();
+// Two instances of the device (two tracks), Output Pair Front and Rear, given the same loads.
+function quadPair() {
     const folder = h.takeFolder();
-    d.live.running = true;
-    h.send(d, "/rig/folder", [folder]);
-    d.run(0.3);
-    const file = path.join(folder, "s1", "quad.wav");
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const devices = [0, 1].map((pair) => {
+        const d = h.device();
+        d.live.running = true;
+        d.setParameter("Output Pair", pair);
+        h.send(d, "/rig/folder", [folder]);
+        return d;
+    });
     const n = 15360; // one bar at 120 BPM and 7680 Hz
     const channel = (x) => new Float64Array(n).fill(x);
-    writeWav(file, 7680, [channel(0.5), channel(0.25), channel(-0.5), channel(-0.25)]);
-    h.send(d, "/rig/load", [1, file, 120.0, 1, 4, "quad-1", 1]);
-    d.run(3.0);
-    const [left, right] = d.recorded;
-    assert.ok(Math.abs(left[n + 2000] - 0.5) < 1e-3 && Math.abs(right[n + 2000] - 0.25) < 1e-3,
-        `heard ${left[n + 2000]}, ${right[n + 2000]}`);
+    const quad = path.join(folder, "s1", "quad.wav");
+    const stereo = path.join(folder, "s1", "stereo.wav");
+    fs.mkdirSync(path.dirname(quad), { recursive: true });
+    writeWav(quad, 7680, [channel(0.5), channel(0.25), channel(-0.5), channel(-0.25)]);
+    writeWav(stereo, 7680, [channel(0.3), channel(0.1)]);
+    return { devices, n, quad, stereo };
+}
+
+function heard(d, at) {
+    return [d.recorded[0][at], d.recorded[1][at]].map((x) => Math.round(x * 1000) / 1000);
+}
+
+test("quad: Front plays channels 1-2, Rear channels 3-4, both swapping on the same bar", () => {
+    const { devices, n, quad, stereo } = quadPair();
+    for (const d of devices) {
+        d.run(0.3);
+        h.send(d, "/rig/load", [1, quad, 120.0, 1, 4, "quad-1", 1, 4]);
+        d.run(2.0);
+    }
+    const [front, rear] = devices;
+    assert.deepEqual(heard(front, n + 2000), [0.5, 0.25]);
+    assert.deepEqual(heard(rear, n + 2000), [-0.5, -0.25]);
+    const starts = devices.map((d) => h.firstWhere(d.recorded[0], 0, (x) => x !== 0));
+    assert.deepEqual(starts, [n, n]); // both from bar 2
+    for (const d of devices) { // a stereo take: its pair on both devices
+        h.send(d, "/rig/load", [1, stereo, 120.0, 1, 4, "stereo-1", 2]);
+        d.run(2.0);
+    }
+    assert.deepEqual(heard(front, 2 * n + 1000), [0.3, 0.1]);
+    assert.deepEqual(heard(rear, 2 * n + 1000), [0.3, 0.1]);
+    const swaps = devices.map((d) => h.firstWhere(d.recorded[0], 2 * n - 100, (x) => Math.abs(x - 0.3) < 1e-3));
+    assert.equal(swaps[0], swaps[1]); // the same sample on both tracks
+    assert.deepEqual(h.sentTo(rear, "/rig/loaded"), [[1, "quad-1", 1], [1, "stereo-1", 2]]);
+});
+
+test("quad: switching the Output Pair while playing fades, and the Set remembers channels", () => {
+    const { devices, n, quad } = quadPair();
+    const [front] = devices;
+    front.run(0.3);
+    h.send(front, "/rig/load", [1, quad, 120.0, 1, 4, "quad-1", 1, 4]);
+    front.run(2.0);
+    const at = front.recorded[0].length;
+    front.setParameter("Output Pair", 1);
+    front.run(0.5);
+    const out = front.recorded[0];
+    assert.deepEqual(heard(front, out.length - 10), [-0.5, -0.25]);
+    const step = h.maxStep(out, at, out.length);
+    assert.ok(step < 1.2 / 154, `a 20 ms ramp, not a click: largest step ${step}`);
+    const saved = front.saveSet();
+    assert.equal(saved.parameters["Output Pair"], 1);
+    assert.equal(JSON.parse(saved.blobs["rig slots state"]).slots[0].channels, 4);
+    h.send(front, "/rig/load", [1, quad, 120.0, 1, 4, "quad-2", 3, 3]); // 3 channels: dropped
+    front.run(0.2);
+    assert.ok(front.posts.some((p) => p.includes("[channels:i 2|4]")));
 });

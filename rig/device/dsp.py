@@ -254,6 +254,12 @@ def _player(
     p.connect(mirrored, 0, flipped, 0)
     p.connect(p.obj("sig~ 0", x + 220, y, varname=f"flip-{tag}"), 0, flipped, 1)
     step = p.obj("sig~ 0.5", x + 280, y, varname=f"step-{tag}")  # loops per second
+    # Output Pair: 1 plays channels 3-4 of a quad take (the js sets it; faded like a swap)
+    rear = p.chain(
+        p.obj("sig~ 0", x + 340, y, varname=f"rear-{tag}"),
+        p.obj(f"rampsmooth~ {FADE_SAMPLES} {FADE_SAMPLES}", x + 340, y + 30,
+              varname=f"rearxf-{tag}"),
+    )  # fmt: skip
     sums = [p.obj("+~", x + 60 * ch, y + 240) for ch in (0, 1)]
     for head in (0, 1):
         hx = x + 180 * head
@@ -272,14 +278,30 @@ def _player(
             at,
             p.obj("+~ 2", hx, y + 240),
             p.obj("%~ 1", hx, y + 270),
-            p.obj(f"wave~ {name} 0 0 2", hx, y + 300),
+            p.obj(f"wave~ {name} 0 0 4", hx, y + 300),
         )
         for channel in (0, 1):
-            windowed = p.obj("*~", hx + 60 * channel, y + 330)
-            p.connect(read, channel, windowed, 0)
+            chosen = _pair_choice(p, read, channel, rear, hx + 60 * channel, y + 330)
+            windowed = p.obj("*~", hx + 60 * channel, y + 420)
+            p.connect(chosen, 0, windowed, 0)
             p.connect(c.window[head], 0, windowed, 1)
             p.connect(windowed, 0, sums[channel], 0)
     return sums[0], sums[1]
+
+
+def _pair_choice(p: Patcher, read: str, channel: int, rear: str, x: float, y: float) -> str:
+    """Channel ``channel`` of the front pair, or of the rear pair (``channel + 2``) as ``rear``
+    goes from 0 to 1: ``front + rear · (back − front)``."""
+    apart = p.obj("-~", x, y)
+    p.connect(read, channel + 2, apart, 0)
+    p.connect(read, channel, apart, 1)
+    scaled = p.obj("*~", x, y + 30)
+    p.connect(apart, 0, scaled, 0)
+    p.connect(rear, 0, scaled, 1)
+    chosen = p.obj("+~", x, y + 60)
+    p.connect(read, channel, chosen, 0)
+    p.connect(scaled, 0, chosen, 1)
+    return chosen
 
 
 def _edges(p: Patcher, signal: str, rising: str, falling: str, x: float, y: float) -> list[str]:

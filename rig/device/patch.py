@@ -254,6 +254,27 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
         mode=1,
     )
     p.chain(box, p.obj("prepend param autoplay", 1700.0, 45.0), js)
+    pair = Param(
+        "Output Pair",
+        "Pair",
+        Kind.ENUM,
+        "Which pair of a quad take this device plays: Front (channels 1-2) or Rear (3-4, on a "
+        "second device on another track). Stereo takes play on both.",
+        0,
+        1,
+        0,
+        enum=("Front", "Rear"),
+        visibility=Visibility.STORED_ONLY,
+    )
+    box = p.ui(
+        "live.tab",
+        (2250.0, 20.0, 100.0, 15.0),
+        (x0, 114, 144, 15),
+        pair,
+        num_lines_patching=1,
+        num_lines_presentation=1,
+    )
+    p.chain(box, p.obj("prepend param pair", 2250.0, 45.0), js)
     _folder(p, js, x0)
     p.ui(
         "live.comment",

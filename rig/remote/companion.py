@@ -228,7 +228,9 @@ class Companion:
     def _to_device(self, address: str, args: tuple[Any, ...]) -> None:
         if self._sock is None:
             return
-        try:
-            self._sock.sendto(encode(address, *args), (self.osc.host, self.osc.port))
-        except OSError as error:
-            self._limited.warning("send", "cannot send %s to the device: %s", address, error)
+        data = encode(address, *args)
+        for port in self.osc.targets:  # the device and a rear-pair device
+            try:
+                self._sock.sendto(data, (self.osc.host, port))
+            except OSError as error:
+                self._limited.warning("send", "cannot send %s to the device: %s", address, error)

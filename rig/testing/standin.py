@@ -136,7 +136,15 @@ class StandInDevice:
         self.send("/rig/clipped", track, scene, req_id)
 
     def _answer_load(
-        self, slot: int, path: str, bpm: float, bars: int, beats: int, take_id: str, req_id: int
+        self,
+        slot: int,
+        path: str,
+        bpm: float,
+        bars: int,
+        beats: int,
+        take_id: str,
+        req_id: int,
+        channels: int = 2,
     ) -> None:
         if self.ignore_loads > 0:
             self.ignore_loads -= 1
