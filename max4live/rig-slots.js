@@ -34,6 +34,7 @@ function defaults(options) {
         triggerNote: o.triggerNote === undefined ? 36 : o.triggerNote, // C1: start slot 1
         stopNote: o.stopNote === undefined ? 48 : o.stopNote, // C2: stop slot 1
         generateNote: o.generateNote === undefined ? 60 : o.generateNote, // C3: generate slot 1
+        evolveNote: o.evolveNote === undefined ? 72 : o.evolveNote, // C4: slot 1 evolves (or not)
         autoplay: o.autoplay === undefined ? true : o.autoplay,
         pair: o.pair === 1 ? 1 : 0, // Output Pair: 0 front, 1 rear (of a quad take)
         port: o.port || 7400,
@@ -672,6 +673,7 @@ RigSlots.prototype.note = function (pitch, velocity) {
     var start = pitch - o.triggerNote;
     var stop = pitch - o.stopNote;
     var generate = pitch - o.generateNote;
+    var evolve = pitch - o.evolveNote;
     if (start >= 0 && start < n) {
         return this.launch(this.slots[start], true);
     }
@@ -680,6 +682,9 @@ RigSlots.prototype.note = function (pitch, velocity) {
     }
     if (generate >= 0 && generate < n) {
         return this.generate(generate + 1);
+    }
+    if (evolve >= 0 && evolve < n) { // the rig starts or stops the slot evolving (every 4 bars)
+        return this.io.send("/rig/action", ["evolve", evolve + 1]);
     }
 };
 
@@ -711,10 +716,10 @@ RigSlots.prototype.set = function (name, a, b) {
             (isInt(a) ? a : b) >= 0 && (isInt(a) ? a : b) < GLOBAL_QUANT.length) {
         o.globalQuant = isInt(a) ? a : b; // live.observer may send "property value"
         this.applyQuantize();
-    } else if ((name === "trigger_note" || name === "stop_note" || name === "generate_note") &&
-            isNum(a)) {
+    } else if ((name === "trigger_note" || name === "stop_note" || name === "generate_note" ||
+            name === "evolve_note") && isNum(a)) {
         var key = { trigger_note: "triggerNote", stop_note: "stopNote",
-            generate_note: "generateNote" }[name];
+            generate_note: "generateNote", evolve_note: "evolveNote" }[name];
         o[key] = Math.max(0, Math.min(127, Math.round(a)));
     } else if (name === "autoplay" && isNum(a)) {
         o.autoplay = a !== 0;

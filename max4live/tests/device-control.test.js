@@ -127,6 +127,13 @@ test("Generate buttons and generate notes ask the rig; CCs go on to it", () => {
     d.run(0.1);
     assert.deepEqual(h.sentTo(d, "/rig/action"), [["generate", 3], ["generate", 2]]);
     assert.deepEqual(h.sentTo(d, "/rig/cc"), [[74, 100]]);
+    d.midi([0x90, 73, 100]); // C#4: slot 2 starts (or stops) evolving
+    d.setParameter("Evolve Note", 84);
+    d.run(0.1);
+    d.midi([0x90, 84, 100]); // C5 now: slot 1
+    d.midi([0x90, 73, 100]); // no longer an evolve note
+    d.run(0.1);
+    assert.deepEqual(h.sentTo(d, "/rig/action").slice(2), [["evolve", 2], ["evolve", 1]]);
 });
 
 test("a retried request is answered again, never read twice; a newer one supersedes", () => {

@@ -213,7 +213,8 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
         ("Stop Note", "Stop", "stop_note", 48, "stops slot 1"),
         ("Generate Note", "Gen", "generate_note", 60, "asks the rig for a new loop in slot 1"),
     )
-    for index, (long, short, key, initial, what) in enumerate(notes):
+    evolve = ("Evolve Note", "Evolve", "evolve_note", 72, "starts or stops slot 1 evolving")
+    for index, (long, short, key, initial, what) in enumerate((*notes, evolve)):
         info = f"The MIDI note that {what}; the notes above it do the same for slots 2-{slots}."
         param = Param(
             long,
@@ -226,10 +227,11 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
             Unit.MIDI,
             visibility=Visibility.STORED_ONLY,
         )
+        row, column = divmod(index, 3)  # the fourth goes below the Output Pair
         box = p.ui(
             "live.numbox",
             (1400.0 + 80 * index, 20.0, 60.0, 15.0),
-            (x0 + 49 * index, 40, 46, 15),
+            (x0 + 49 * column, 40 + 90 * row, 46, 15),
             param,
         )
         p.chain(box, p.obj(f"prepend param {key}", 1400.0 + 80 * index, 45.0), js)
