@@ -29,12 +29,14 @@ def clip_color(take: Take) -> int:
     return PALETTE[zlib.crc32(key.encode()) % len(PALETTE)]
 
 
-def place_clip(link: Link, clips: ClipsConfig, take: Take, track: int | None = None) -> int:
-    """Ask the device to put ``take`` on ``track`` (default ``clips.track``) as a clip;
-    returns the request id.
+def place_clip(
+    link: Link, clips: ClipsConfig, take: Take, track: int | None = None, scene: int = 0
+) -> int:
+    """Ask the device to put ``take`` on ``track`` (default ``clips.track``) as a clip, in
+    ``scene`` (from 1; 0: the track's first empty clip slot); returns the request id.
 
     Raises:
         LinkError: no track chosen, or the take is outside the take folder.
     """
     return link.place_clip(track or clips.track, take, clip_name(take), clip_color(take),
-                           clips.fire)  # fmt: skip
+                           clips.fire, scene)  # fmt: skip

@@ -40,11 +40,17 @@ def test_send_to_clip_from_the_page_and_the_devices_refusal(perf_rig: Rig) -> No
     take = rig.session.wait(rig.perf.generate().request.id, timeout=60).take
     assert rig.device.messages("/rig/clip") == []  # clip mode is off by default
     said = take_action(rig.perf, "clip", take.id, 2.0)
-    assert said == f"placing {take.id} as a clip in track 2 (Live 12.0.5 or newer)"
+    assert (
+        said
+        == f"placing {take.id} as a clip in track 2, its next empty slot (Live 12.0.5 or newer)"
+    )
     (clip,) = rig.device.wait_for("/rig/clip")
-    assert clip[0] == 2 and clip[6] == clip_name(take) and clip[6].endswith(f"… · {take.id}")
+    assert clip[:2] == (2, 0) and clip[6] == clip_name(take) and clip[6].endswith(f"… · {take.id}")
     assert len(clip[6].split(" · ")[0]) == 40
     assert take_action(rig.perf, "clip", take.id, 0).startswith("⚠ track 0")
+    assert take_action(rig.perf, "clip", take.id, 2, -1).startswith("⚠ scene -1")
+    assert take_action(rig.perf, "clip", take.id, 2, "3").endswith("scene 3 (Live 12.0.5 or newer)")
+    assert rig.device.wait_for("/rig/clip", count=2)[1][:2] == (2, 3)
     events: list[LinkEvent] = []
     rig.link.subscribe(events.append)
     rig.device.send("/rig/error", 0, 999, "ignored: no such request")

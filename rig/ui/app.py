@@ -127,14 +127,16 @@ def take_details(perf: Performance, take_id: str | None) -> tuple[Any, Any, str]
     return str(take.wav), take_spectrogram(take), text
 
 
-def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) -> str:
+def take_action(
+    perf: Performance, action: str, take_id: str | None, slot: Any, scene: Any = 0
+) -> str:
     """The history's buttons: send to slot, vary, vary from its audio, regenerate."""
     take = perf.find_take(take_id)
     if take is None:
         return "⚠ select a take first"
     try:
         if action == "clip":
-            return send_to_clip(perf, take, slot)
+            return send_to_clip(perf, take, slot, scene)
         if action == "send":
             if slot in (None, "", 0, "0"):
                 return "⚠ choose a slot number (from 1)"
@@ -150,20 +152,30 @@ def take_action(perf: Performance, action: str, take_id: str | None, slot: Any) 
     return f"queued #{job.request.id} ({action} of {take.id})"
 
 
-def send_to_clip(perf: Performance, take: Take, track: Any) -> str:
-    """The history's Send to clip: ``take`` into audio ``track``'s next empty clip slot."""
-    number = whole(track)
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+def send_to_clip(perf: Performance, take: Take, track: Any, scene: Any = 0) -> str:
+    """The history's Send to clip: ``take`` into audio ``track``'s clip slot at ``scene``
+    (0: the next empty one)."""
+    number, row = _count(track), _count(scene)
+    if number is None or number < 1:
         return f"⚠ track {track!r}: an audio track's number, from 1"
+    if row is None or row < 0:
+        return f"⚠ scene {scene!r}: a scene's number, from 1 (0: the next empty slot)"
     if perf.link is None:
         return "⚠ no device link in this session"
     try:
-        place_clip(perf.link, perf.config.clips, take, number)
+        place_clip(perf.link, perf.config.clips, take, number, row)
     except LinkError as error:
         return f"⚠ {error}"
-    return f"placing {take.id} as a clip in track {number} (Live 12.0.5 or newer)"
+    where = f"scene {row}" if row else "its next empty slot"
+    return f"placing {take.id} as a clip in track {number}, {where} (Live 12.0.5 or newer)"
+
+
+def _count(value: Any) -> int | None:
+    """A whole number from a page field ("3", 3.0, 3), else None."""
+    number = whole(value)
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return number if isinstance(number, int) and not isinstance(number, bool) else None
 
 
 def cancel_all(perf: Performance) -> str:
@@ -249,10 +261,8 @@ def evolve_action(perf: Performance, slot: Any, every: Any, path: str | None) ->
     """The page's Evolve button (every 0 bars stops the slot)."""
     if perf.evolver is None:
         return "⚠ slots evolve only with a device link (rig perform)"
-    bars = whole(every)
-    if isinstance(bars, float) and bars.is_integer():
-        bars = int(bars)  # gr.Number gives floats
-    if isinstance(bars, bool) or not isinstance(bars, int):
+    bars = _count(every)  # gr.Number gives floats
+    if bars is None:
         return f"⚠ every {every!r}: a whole number of bars (0 stops)"
     try:
         number = perf.check_slot(whole(slot))
@@ -327,6 +337,9 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
                 minimum=1,
                 label="clip track",
                 elem_id="clip-track",
+            )
+            clip_scene = gr.Number(
+                0, precision=0, minimum=0, label="scene (0: next empty)", elem_id="clip-scene"
             )
             to_clip = gr.Button("Send to clip", elem_id="send-clip")
             vary = gr.Button("Vary")
@@ -418,7 +431,9 @@ def build_ui(perf: Performance, midi: MidiController | None = None) -> gr.Blocks
         history.select(select_row, None, selected)
         selected.change(partial(take_details, perf), selected, [audio, image, about])
         send.click(partial(take_action, perf, "send"), [selected, send_slot], status)
-        to_clip.click(partial(take_action, perf, "clip"), [selected, clip_track], status)
+        to_clip.click(
+            partial(take_action, perf, "clip"), [selected, clip_track, clip_scene], status
+        )
         vary.click(partial(take_action, perf, "vary"), [selected, send_slot], status)
         again.click(partial(take_action, perf, "regenerate"), [selected, send_slot], status)
         from_audio.click(partial(take_action, perf, "vary_audio"), [selected, send_slot], status)
