@@ -105,6 +105,17 @@ def test_a_take_made_on_the_host_arrives_byte_identical(pair: Pair) -> None:
     assert held == {"2": str(take.wav.resolve())}
 
 
+def test_a_clip_request_is_fetched_and_rewritten_too(pair: Pair) -> None:
+    say_hello(pair)
+    take = a_take(pair.host.config.paths.takes)
+    req_id = pair.host.link.place_clip(3, take, "dusty drums", 0xFF0000, False)
+    (clip,) = pair.device.wait_for("/rig/clip")
+    local = pair.laptop / take.wav.relative_to(pair.host.config.paths.takes)
+    assert clip[:3] == (3, 0, str(local)) and clip[9] == req_id
+    assert local.read_bytes() == take.wav.read_bytes()
+    wait_until(lambda: pair.host.link.pending() == 0)  # /rig/clipped came back
+
+
 def test_every_route_wants_the_token_even_from_loopback(pair: Pair, tmp_path: Path) -> None:
     take = a_take(pair.host.config.paths.takes)
     rel = take.wav.relative_to(pair.host.config.paths.takes).as_posix()

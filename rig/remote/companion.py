@@ -6,12 +6,12 @@ relays over one WebSocket to the host (:mod:`rig.remote.connection`):
 
 - device → host: every valid OSC message, in order; the last ``/rig/hello`` is said again after
   each reconnection, so a host that restarted sends the folder and every slot back;
-- host → device: ``/rig/load`` is held until its take is downloaded into the companion's own take
-  folder (:mod:`rig.remote.download`) and then forwarded with the path rewritten there. Repeats of
-  a request the host sends while it waits for the device's answer start no second download; a
-  newer load for the same slot wins over one still downloading. A take that cannot be fetched is
-  answered ``/rig/error`` so the host's slot reports it. ``/rig/folder`` names the companion's
-  folder; everything else passes unchanged.
+- host → device: ``/rig/load`` (and ``/rig/clip``) is held until its take is downloaded into the
+  companion's own take folder (:mod:`rig.remote.download`) and then forwarded with the path
+  rewritten there. Repeats of a request the host sends while it waits for the device's answer
+  start no second download; a newer load for the same slot wins over one still downloading. A
+  take that cannot be fetched is answered ``/rig/error`` so the host reports it. ``/rig/folder``
+  names the companion's folder; everything else passes unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from rig.lograte import LogLimiter
 from rig.osc import OscError, decode
 from rig.remote.connection import HostConnection, Reconnect
 from rig.remote.download import FetchError, FetchPolicy, FetchReport, fetch_take
-from rig.remote.wire import TAKES_ROUTE, RelayMessage, WireError
+from rig.remote.wire import CARRIES_FILE, TAKES_ROUTE, FileArgs, RelayMessage, WireError
 from rig.remote.wire import decode as decode_frame
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class Companion:
                                    reconnect)  # fmt: skip
         self.reports: dict[int, FetchReport] = {}  # req_id → how its take was fetched
         self._hello: tuple[Any, ...] | None = None
-        self._ready: dict[int, tuple[Any, ...]] = {}  # req_id → the rewritten /rig/load
+        self._ready: dict[int, tuple[Any, ...]] = {}  # req_id → the rewritten message's args
         self._fetching: set[int] = set()
         self._latest: dict[int, int] = {}  # slot → newest load's req_id
         self._lock = threading.Lock()
@@ -164,36 +164,42 @@ class Companion:
         except WireError as error:
             self._limited.warning("frame", "dropped a frame from the host: %s", error)
             return
-        if message.address == "/rig/load":
-            self._load(message)
+        spec = CARRIES_FILE.get(message.address)
+        if spec is not None:
+            self._load(message, spec)
         elif message.address == "/rig/folder":
             self._to_device("/rig/folder", (str(self.take_root),))
         else:
             self._to_device(message.address, message.args)
 
-    def _load(self, message: RelayMessage) -> None:
+    def _load(self, message: RelayMessage, spec: FileArgs) -> None:
         try:
-            slot, req_id = int(message.args[0]), int(message.args[6])
+            req_id = int(message.args[spec.req_id])
+            slot = int(message.args[spec.slot]) if spec.slot is not None else None
         except (IndexError, TypeError, ValueError):
-            self._limited.warning("load", "dropped a malformed /rig/load %.120r", message.args)
+            self._limited.warning("load", "dropped a malformed %s %.120r", message.address,
+                                  message.args)  # fmt: skip
             return
         with self._lock:
             ready = self._ready.get(req_id)
             fetching = req_id in self._fetching
             if ready is None and not fetching:
-                self._latest[slot] = req_id
+                if slot is not None:
+                    self._latest[slot] = req_id
                 self._fetching.add(req_id)
         if ready is not None:  # a re-send: the device answers it again
-            self._to_device("/rig/load", ready)
+            self._to_device(message.address, ready)
         elif not fetching:
-            self._downloads.submit(self._fetch_and_forward, message, slot, req_id)
+            self._downloads.submit(self._fetch_and_forward, message, spec, slot, req_id)
 
-    def _fetch_and_forward(self, message: RelayMessage, slot: int, req_id: int) -> None:
+    def _fetch_and_forward(
+        self, message: RelayMessage, spec: FileArgs, slot: int | None, req_id: int
+    ) -> None:
         try:
-            args = self._fetch(message)
+            args = self._fetch(message, spec, req_id)
         except (FetchError, ValueError) as error:
-            self.say(f"companion: slot {slot}: {error}")
-            self.host.send(RelayMessage("/rig/error", (slot, req_id, str(error))).encode())
+            self.say(f"companion: {f'slot {slot}' if slot else 'clip'}: {error}")
+            self.host.send(RelayMessage("/rig/error", (slot or 0, req_id, str(error))).encode())
             return
         finally:
             with self._lock:
@@ -202,27 +208,27 @@ class Companion:
             self._ready[req_id] = args
             while len(self._ready) > READY_KEPT:  # the oldest requests are long answered
                 del self._ready[next(iter(self._ready))]
-            latest = self._latest.get(slot) == req_id
+            latest = slot is None or self._latest.get(slot) == req_id
         if latest:  # else a newer load for the slot superseded it while downloading
-            self._to_device("/rig/load", args)
+            self._to_device(message.address, args)
 
-    def _fetch(self, message: RelayMessage) -> tuple[Any, ...]:
-        """Download the take of a ``/rig/load``; its arguments with the local path.
+    def _fetch(self, message: RelayMessage, spec: FileArgs, req_id: int) -> tuple[Any, ...]:
+        """Download the take a message names; its arguments with the local path.
 
         Raises:
             ValueError: the message carries no file facts, or names a path outside the folder.
             FetchError: the download failed.
         """
         if message.file is None:
-            raise ValueError("the host's /rig/load carries no file facts (an older rig?)")
+            raise ValueError(f"the host's {message.address} carries no file facts (an older rig?)")
         dest = (self.take_root / message.file.path).resolve()
         if not dest.is_relative_to(self.take_root):
             raise ValueError(f"{message.file.path!r} is outside the take folder")
         url = f"{self.host_url}{TAKES_ROUTE}/{message.file.path}"
         report = fetch_take(self.http, url, dest, message.file, self.fetch_policy)
-        self.reports[int(message.args[6])] = report
+        self.reports[req_id] = report
         args = list(message.args)
-        args[1] = str(dest)
+        args[spec.path] = str(dest)
         return tuple(args)
 
     def _to_device(self, address: str, args: tuple[Any, ...]) -> None:

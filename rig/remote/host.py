@@ -33,6 +33,7 @@ from fastapi.responses import FileResponse
 from rig.link import RetryPolicy
 from rig.lograte import LogLimiter
 from rig.remote.wire import (
+    CARRIES_FILE,
     RELAY_ROUTE,
     TAKES_ROUTE,
     Digests,
@@ -93,10 +94,11 @@ class Relay:
     # -- to the companions --------------------------------------------------------------------
     def send(self, address: str, args: tuple[Any, ...]) -> None:
         """Send one device message to every companion (the link's outlet; any thread; never
-        raises). A ``/rig/load`` whose file cannot be read is dropped with a log line (the link
-        re-sends, then reports the slot failed)."""
+        raises). A ``/rig/load`` or ``/rig/clip`` whose file cannot be read is dropped with a
+        log line (the link re-sends, then reports the request failed)."""
+        spec = CARRIES_FILE.get(address)
         try:
-            file = self.take_file(Path(args[1])) if address == "/rig/load" else None
+            file = self.take_file(Path(args[spec.path])) if spec is not None else None
         except (OSError, ValueError) as error:
             self._limited.warning("file", "cannot relay %s: %s", address, error)
             return

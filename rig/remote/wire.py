@@ -7,9 +7,10 @@ Every frame is one JSON text message, in either direction::
 
 ``address`` and ``args`` are the device protocol's own (max4live/PROTOCOL.md); JSON keeps ints
 and floats apart (``7`` vs ``7.0``) and the rig's messages hold nothing else. ``file`` rides on
-``/rig/load`` only: the take's path relative to the take folder (its URL below
-:data:`TAKES_ROUTE`), its length in bytes and its SHA-256, so the companion can fetch it, verify
-it and rewrite the path into its own folder before the device sees the message.
+the messages that name a take (:data:`CARRIES_FILE`: ``/rig/load``, ``/rig/clip``): the take's
+path relative to the take folder (its URL below :data:`TAKES_ROUTE`), its length in bytes and
+its SHA-256, so the companion can fetch it, verify it and rewrite the path into its own folder
+before the device sees the message.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ TAKES_ROUTE = "/rig/takes"  # read-only take files: GET /rig/takes/<session>/<fi
 MAX_FRAME = 64 * 1024  # bytes of one JSON frame
 MAX_ARGS = 32
 TAKE_SUFFIXES = (".wav", ".json")  # what the take route serves
+
+
+@dataclass(frozen=True)
+class FileArgs:
+    """Where a message that names a take keeps the take's path, its request id and its slot."""
+
+    path: int  # index of the path argument
+    req_id: int  # index of the request id
+    slot: int | None  # index of the slot (a newer request for it wins), None: no slot
+
+
+CARRIES_FILE = {"/rig/load": FileArgs(1, 6, 0), "/rig/clip": FileArgs(2, 9, None)}
 
 
 class WireError(ValueError):
