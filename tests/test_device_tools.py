@@ -290,8 +290,9 @@ def test_lint_never_raises(tmp_path: Path) -> None:
 def test_parameter_names_are_stable(tmp_path: Path, monkeypatch) -> None:
     report = build.lint_built_device()
     assert report.ok, [str(p) for p in report.problems]
-    # settings, the take-folder dialog, the state; per slot gain, filter, reverse, speed, generate
-    assert len(report.parameters) == 7 + 1 + 1 + 5 * SLOTS
+    # settings (ports, quantize, three notes and the evolve note, autoplay, output pair), the
+    # take-folder dialog, the state; per slot gain, filter, reverse, speed, generate
+    assert len(report.parameters) == 9 + 1 + 1 + 5 * SLOTS
     names = build.stable_names()
     edited = tmp_path / "parameters.txt"
     edited.write_text("\n".join([n for n in names if n != "Slot 3 Gain"] + ["Old Knob"]) + "\n")
