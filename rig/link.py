@@ -129,6 +129,26 @@ class _Pending:
     due: float = 0.0
 
 
+def bind_rig_port(osc: OscConfig) -> socket.socket:
+    """The UDP socket the device sends to (``osc.listen_port``), with a 0.1-s receive timeout.
+
+    Raises:
+        OSError: the port is taken (the message names it and the setting).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((osc.bind_host, osc.listen_port))
+    except OSError as error:
+        sock.close()
+        raise OSError(
+            error.errno,
+            f"cannot listen for the device on UDP {osc.bind_host}:{osc.listen_port}: "
+            f"{error.strerror} (another rig or companion running? set RIG_LISTEN_PORT)",
+        ) from None
+    sock.settimeout(0.1)
+    return sock
+
+
 def encode(address: str, *args: Any) -> bytes:
     """One OSC message as bytes (int → ``i``, float → ``f``, str → ``s``)."""
     builder = OscMessageBuilder(address)
@@ -197,19 +217,7 @@ class Link:
         Raises:
             OSError: the listen port is taken (the message names it).
         """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.osc.bind_host, self.osc.listen_port))
-        except OSError as error:
-            sock.close()
-            raise OSError(
-                error.errno,
-                f"cannot listen for the device on UDP {self.osc.bind_host}:"
-                f"{self.osc.listen_port}: {error.strerror} (another rig running? set "
-                "RIG_LISTEN_PORT)",
-            ) from None
-        sock.settimeout(0.1)
-        self._sock = sock
+        self._sock = bind_rig_port(self.osc)
         self._start_receiver()
         retry = threading.Thread(target=self._retry_loop, name="rig-link-retry", daemon=True)
         retry.start()

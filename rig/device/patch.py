@@ -199,15 +199,7 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
         enum=("Bar", "Beat", "Off", "Global"),
         visibility=Visibility.STORED_ONLY,
     )
-    box = p.ui(
-        "live.tab",
-        (1200.0, 20.0, 140.0, 15.0),
-        (x0, 22, 144, 15),
-        quantize,
-        num_lines_patching=1,
-        num_lines_presentation=1,
-    )
-    p.chain(box, p.obj("prepend param quantize", 1200.0, 45.0), js)
+    _tab(p, js, quantize, "quantize", 1200.0, (x0, 22, 144, 15))
     notes = (
         ("Trigger Note", "Start", "trigger_note", 36, "starts slot 1"),
         ("Stop Note", "Stop", "stop_note", 48, "stops slot 1"),
@@ -268,15 +260,7 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
         enum=("Front", "Rear"),
         visibility=Visibility.STORED_ONLY,
     )
-    box = p.ui(
-        "live.tab",
-        (2250.0, 20.0, 100.0, 15.0),
-        (x0, 114, 144, 15),
-        pair,
-        num_lines_patching=1,
-        num_lines_presentation=1,
-    )
-    p.chain(box, p.obj("prepend param pair", 2250.0, 45.0), js)
+    _tab(p, js, pair, "pair", 2250.0, (x0, 114, 144, 15))
     _folder(p, js, x0)
     p.ui(
         "live.comment",
@@ -285,6 +269,26 @@ def _settings(p: Patcher, js: str, osc_in: str, osc_out: str, slots: int) -> Non
         varname="status",
         text="rig: starting",
     )
+
+
+def _tab(
+    p: Patcher,
+    js: str,
+    param: Param,
+    key: str,
+    x: float,
+    presentation: tuple[float, float, float, float],
+) -> None:
+    """A one-line ``live.tab`` setting that tells the js ``param KEY value``."""
+    box = p.ui(
+        "live.tab",
+        (x, 20.0, 140.0, 15.0),
+        presentation,
+        param,
+        num_lines_patching=1,
+        num_lines_presentation=1,
+    )
+    p.chain(box, p.obj(f"prepend param {key}", x, 45.0), js)
 
 
 def _folder(p: Patcher, js: str, x0: float) -> None:

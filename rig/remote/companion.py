@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from rig.config import OscConfig
-from rig.link import encode
+from rig.link import bind_rig_port, encode
 from rig.lograte import LogLimiter
 from rig.osc import OscError, decode
 from rig.remote.connection import HostConnection, Reconnect
@@ -89,19 +89,7 @@ class Companion:
             OSError: the port is taken (a rig on this laptop already has it).
         """
         self.take_root.mkdir(parents=True, exist_ok=True)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.osc.bind_host, self.osc.listen_port))
-        except OSError as error:
-            sock.close()
-            raise OSError(
-                error.errno,
-                f"cannot listen for the device on UDP {self.osc.bind_host}:"
-                f"{self.osc.listen_port}: {error.strerror} (is a rig running here? set "
-                "RIG_LISTEN_PORT)",
-            ) from None
-        sock.settimeout(0.1)
-        self._sock = sock
+        self._sock = bind_rig_port(self.osc)
         self._receiver.start()
         self.host.start()
         return self
