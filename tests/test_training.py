@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,6 +153,12 @@ def test_stylegan2_can_start_from_another_run(
     assert all(torch.equal(tensors[f"G_ema/{k}"], v) for k, v in shipped.items())
     trained_d = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
     assert not torch.equal(tensors["D/out.weight"], trained_d["D/out.weight"])
+    # Stopped before its first save (a power cut): resumed without --init, it still starts from
+    # the weights its config names.
+    shutil.rmtree(mine / "checkpoint")
+    train_stylegan2(data[0], mine, no_steps)
+    again = safetensors.torch.load_file(str(mine / "checkpoint" / "checkpoint.safetensors"))
+    assert all(torch.equal(again[f"G_ema/{k}"], v) for k, v in shipped.items())
     card = (export_run(mine, "mine", models, "tiny-vocoder") / "MODEL_CARD.md").read_text()
     heldout_segments = (data[1] / "manifest.jsonl").read_text().count('"offset_s"')
     assert "started from the weights of `pads` at step 1" in card
