@@ -28,6 +28,8 @@ from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
 from rig.loop_model import load_loop_model
+from rig.loops import resample
+from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.prompt import parse_prompt
 from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
@@ -39,7 +41,7 @@ from rig.train.directions import (
     principal_directions,
     regression_direction,
 )
-from rig.train.evaluate import evaluate_model, recorded_audio
+from rig.train.evaluate import evaluate_model, inband_mel_distance, recorded_audio
 from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
 from rig.train.gan import GanSettings, train_stylegan2
@@ -227,7 +229,12 @@ def test_full_band_eval_on_recorded_loops_with_a_listening_report(
     assert metrics["recorded_loops"] == 3 and metrics["heldout_loops"] == 3
     for name in ("vocoder", "vocoder_raw", "griffin_lim"):
         for prefix in ("", "recorded "):
-            for metric in ("mel_distance", "stft_distance", "full_mel_distance"):
+            for metric in (
+                "mel_distance",
+                "stft_distance",
+                "full_mel_distance",
+                "inband_mel_distance",
+            ):
                 assert np.isfinite(metrics[f"{prefix}{name}_{metric}"])
     assert np.isfinite(metrics["fd_ratio"])
     stored = json.loads((folder / "config.json").read_text())["metrics"]
@@ -239,6 +246,23 @@ def test_full_band_eval_on_recorded_loops_with_a_listening_report(
     info = soundfile.info(tmp_path / "page" / "audio" / "generated-0-90.wav")
     assert info.samplerate == rate and info.frames == round(TINY_AUDIO.samples * 2 * 120 / 90)
     assert "recorded vocoder_mel_distance" in page
+
+
+def test_inband_mel_distance_measures_only_below_the_mels_nyquist() -> None:
+    """What a full-band vocoder adds above 12 kHz is not counted; what it changes below is."""
+    rate = 48000
+    noise = np.random.default_rng(0).normal(0, 0.1, (1, 24000)).astype(np.float32)
+    target = torch.from_numpy(resample(noise, 24000, rate))  # broadband up to 12 kHz
+    t = torch.arange(target.shape[1]) / rate
+    fade = torch.hann_window(target.shape[1], periodic=False)  # no clicks at the ends
+
+    def plus_sine(hz: float) -> torch.Tensor:
+        return target + 0.2 * fade * torch.sin(2 * torch.pi * hz * t)
+
+    analysis = MelFrontEnd(MelSpec(sr=24000, n_fft=1024, hop=256, win=1024, n_mels=80))
+    assert inband_mel_distance(target, target, rate, analysis) == 0.0
+    assert inband_mel_distance(plus_sine(16000), target, rate, analysis) < 0.002
+    assert inband_mel_distance(plus_sine(3000), target, rate, analysis) > 0.01
 
 
 def test_melgan_trainer_smoke(data: tuple[Path, Path], tmp_path: Path) -> None:
