@@ -31,6 +31,7 @@ from rig.loop_model import load_loop_model
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.prompt import parse_prompt
+from rig.train.average import WeightAverage
 from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
 from rig.train.directions import (
@@ -188,6 +189,37 @@ def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:
     assert rows[1]["discriminator"] > 0.0 and all(r["mel"] > 0 for r in rows)
     preview, rate = soundfile.read(vocoder_run / "previews" / "step-000002.wav")
     assert rate == TINY_AUDIO.mel.sr and len(preview) == 2 * 4 * TINY_AUDIO.samples
+
+
+def test_the_vocoder_ships_its_weight_average(vocoder_run: Path, tmp_path: Path) -> None:
+    tensors = safetensors.torch.load_file(
+        str(vocoder_run / "checkpoint" / "checkpoint.safetensors")
+    )
+    assert int(tensors["vocoder_average/updates"]) == 2
+    folder = export_run(vocoder_run, "voc", tmp_path)
+    shipped = safetensors.torch.load_file(str(folder / "vocoder.safetensors"))
+    averaged = {k.removeprefix("vocoder_average/average."): v for k, v in tensors.items()
+                if k.startswith("vocoder_average/average.")}  # fmt: skip
+    live = {k.removeprefix("vocoder/"): v for k, v in tensors.items() if k.startswith("vocoder/")}
+    moved = [k for k in live if not torch.equal(live[k], averaged[k])]
+    assert moved and all(torch.equal(shipped[k], averaged[k]) for k in moved)
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "exponential moving average (decay 0.999), kept over the last 2 steps" in card
+
+
+def test_a_weight_average_starts_as_the_weights_then_trails_them() -> None:
+    network = torch.nn.Linear(3, 1)
+    average = WeightAverage(network, 0.999)
+    with torch.no_grad():
+        network.weight.fill_(1.0)
+    average.update(network)  # the first update (or a resumed run's first): a copy
+    assert torch.equal(average.average.weight, network.weight)
+    with torch.no_grad():
+        network.weight.fill_(2.0)
+    average.update(network)  # then min(0.999, 2/11) of the old weights stay
+    assert torch.allclose(average.average.weight, torch.full((1, 3), 2.0 - 2 / 11))
+    with pytest.raises(ValueError, match="decay must be in"):
+        WeightAverage(network, 1.0)
 
 
 def test_full_band_vocoder_reads_the_mel_and_writes_twice_its_rate(

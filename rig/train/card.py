@@ -141,6 +141,12 @@ def _training(training: dict[str, Any]) -> list[str]:
         )
         for data in init.get("data", []):
             lines += ["  " + line for line in _data_lines("itself trained on ", data)]
+    weights = training.get("weights")
+    if weights:
+        lines.append(
+            f"- weights: their exponential moving average (decay {weights.get('average_decay')}),"
+            f" kept over the last {weights.get('averaged_steps')} steps"
+        )
     lines += [
         f"- steps: {training.get('steps')} (batch {training.get('batch')}), "
         f"wall time {training.get('wall_hours', 0):.2f} h on {training.get('hardware')}",

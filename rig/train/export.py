@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+import torch
 
 from rig import __version__
 from rig.loop_model import (
@@ -30,6 +31,7 @@ from rig.nn.vocoder import build_vocoder, vocoder_config
 from rig.release import CheckpointError, read_config, update_config
 from rig.train.card import refresh_card
 from rig.train.run import TrainError, load_checkpoint, load_module
+from rig.train.vocoder import AVERAGE
 
 STATS_FILE = "stats.safetensors"
 
@@ -53,13 +55,14 @@ def export_run(
         raise TrainError(f"{run} has no checkpoint yet: train it first")
     tensors, state = found
     folder = models / name
+    facts = _training_facts(config, state)
     if config["kind"] == "vocoder_run":
-        _export_vocoder(config, tensors, folder)
+        facts |= _export_vocoder(config, tensors, folder)
     else:
         if not vocoder:
             raise TrainError("a loop model needs --vocoder NAME (a shared vocoder folder)")
         _export_generator(run, config, tensors, folder, name, vocoder, tags)
-    update_config(folder, name=name, training=_training_facts(config, state))
+    update_config(folder, name=name, training=facts)
     if notes:
         update_config(folder, notes=list(notes))
     refresh_card(folder)
@@ -80,12 +83,26 @@ def _run_config(run: Path) -> dict[str, Any]:
     return config
 
 
-def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> None:
+def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> dict[str, Any]:
+    """Save the run's weight average (:mod:`rig.train.average`) if it kept one, else its last
+    weights; returns the training facts about that choice."""
     cfg = vocoder_config(config["vocoder"])
     network = build_vocoder(cfg)
+    averaged = f"{AVERAGE}/average."
+    updates = int(tensors.get(f"{AVERAGE}/updates", torch.zeros(())))
+    facts: dict[str, Any] = {}
+    if updates > 0:
+        tensors = {
+            "vocoder/" + key.removeprefix(averaged): value
+            for key, value in tensors.items()
+            if key.startswith(averaged)
+        }
+        decay = config.get("settings", {}).get("average_decay")
+        facts = {"weights": {"average_decay": decay, "averaged_steps": updates}}
     load_module("vocoder", network, tensors)
     mel = LoopAudio.from_dict(config["audio"]).mel
     save_vocoder(network, cfg, mel, folder)
+    return facts
 
 
 def _export_generator(

@@ -18,6 +18,9 @@ more prepared datasets (:func:`rig.train.data.dataset_audio`), cut into random c
 (bandwidth extension): the generators need no retraining. Its input mel is computed from the 48 kHz
 crop by :class:`rig.nn.mel.MelFrontEnd` at that rate, which gives the 24 kHz mel's values.
 
+The run keeps an exponential moving average of the vocoder's weights (``average_decay``,
+:class:`rig.train.average.WeightAverage`); ``rig export`` ships the average.
+
 A run folder holds ``config.json``, ``checkpoint/`` (resumes), ``loss.jsonl``, ``loss.png`` and
 ``previews/step-NNNNNN.wav`` (real loops → mel → vocoder).
 """
@@ -42,9 +45,11 @@ from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
 from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder_upsample
 from rig.train.augment import augment_audio
+from rig.train.average import WeightAverage
 from rig.train.data import dataset_audio
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 
+AVERAGE = "vocoder_average"  # the checkpoint's name for the weight average export ships
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 LOSS_KEYS = ("mel", "full_mel", "stft", "adversarial", "discriminator")
 
@@ -65,6 +70,7 @@ class VocoderSettings:
     upsample: int = 2  # output rate ÷ mel rate (istft only; 2: 24 kHz mels → 48 kHz audio)
     augment_p: float = 0.5  # probability of each audio augmentation per crop (0: none)
     full_mel_weight: float = 15.0  # full-band 128-mel L1 (upsample > 1 only)
+    average_decay: float = 0.999  # EMA of the weights, which export ships (rig.train.average)
     save_every: int = 500
     preview_every: int = 1000
     log_every: int = 10
@@ -132,11 +138,13 @@ def train_vocoder(
     vocoder, critic = build_vocoder(cfg).to(device), MultiScaleDiscriminator().to(device)
     opt_v = torch.optim.Adam(vocoder.parameters(), settings.learning_rate, betas=(0.8, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), settings.learning_rate, betas=(0.8, 0.99))
+    average = WeightAverage(vocoder, settings.average_decay)
     checkpoints = Checkpointer(
         out / "checkpoint",
-        {"vocoder": vocoder, "critic": critic},
+        {"vocoder": vocoder, "critic": critic, AVERAGE: average},
         {"vocoder": opt_v, "critic": opt_d},
         device,
+        optional=frozenset({AVERAGE}),  # runs begun before averaging resume with a fresh one
     )
     crop = settings.segment_frames * front.spec.hop
 
@@ -145,7 +153,9 @@ def train_vocoder(
         real = augment_audio(random_crops(clips, settings.batch, crop, rng), rate,
                              settings.augment_p, rng).to(device)  # fmt: skip
         fronts = (front, full_band)
-        return _train_step(vocoder, critic, opt_v, opt_d, fronts, real, step, settings)
+        losses = _train_step(vocoder, critic, opt_v, opt_d, fronts, real, step, settings)
+        average.update(vocoder)
+        return losses
 
     def preview(step: int) -> None:
         path = out / "previews" / f"step-{step:06d}.wav"
