@@ -205,6 +205,16 @@ def test_the_vocoder_ships_its_weight_average(vocoder_run: Path, tmp_path: Path)
     assert moved and all(torch.equal(shipped[k], averaged[k]) for k in moved)
     card = (folder / "MODEL_CARD.md").read_text()
     assert "exponential moving average (decay 0.999), kept over the last 2 steps" in card
+    # A run that read a few loops of each dataset says so, and one begun before averaging
+    # existed (no decay recorded) averaged with the default.
+    run = shutil.copytree(vocoder_run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["settings"]["loops_per_dataset"] = 3
+    del config["settings"]["average_decay"]
+    (run / "config.json").write_text(json.dumps(config))
+    card = (export_run(run, "voc2", tmp_path) / "MODEL_CARD.md").read_text()
+    assert re.search(r"- data: 3 of the \d+ loops of drums", card)
+    assert "(decay 0.999)" in card
 
 
 def test_a_weight_average_starts_as_the_weights_then_trails_them() -> None:

@@ -158,8 +158,9 @@ def _training(training: dict[str, Any]) -> list[str]:
 
 def _data_lines(lead: str, data: dict[str, Any]) -> list[str]:
     """A dataset's line (after ``lead``) and one line per licence with its loop count."""
+    read = f"{data['read']} of the " if data.get("read") else ""
     lines = [
-        f"- {lead}{data.get('segments')} loops of {data.get('material')} from "
+        f"- {lead}{read}{data.get('segments')} loops of {data.get('material')} from "
         f"`{data.get('dataset')}`"
     ]
     for licence, count in data.get("licences", {}).items():

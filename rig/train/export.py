@@ -31,7 +31,7 @@ from rig.nn.vocoder import build_vocoder, vocoder_config
 from rig.release import CheckpointError, read_config, update_config
 from rig.train.card import refresh_card
 from rig.train.run import TrainError, load_checkpoint, load_module
-from rig.train.vocoder import AVERAGE
+from rig.train.vocoder import AVERAGE, VocoderSettings
 
 STATS_FILE = "stats.safetensors"
 
@@ -97,7 +97,8 @@ def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> dict
             for key, value in tensors.items()
             if key.startswith(averaged)
         }
-        decay = config.get("settings", {}).get("average_decay")
+        # A run begun before averaging existed recorded no decay: it averaged with the default.
+        decay = config.get("settings", {}).get("average_decay", VocoderSettings.average_decay)
         facts = {"weights": {"average_decay": decay, "averaged_steps": updates}}
     load_module("vocoder", network, tensors)
     mel = LoopAudio.from_dict(config["audio"]).mel
@@ -141,9 +142,10 @@ def _export_generator(
 
 def _training_facts(config: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     datasets = config.get("datasets") or [config.get("dataset")]
+    read = config.get("settings", {}).get("loops_per_dataset")  # a vocoder reads that many
     return {
         "run_kind": config["kind"],
-        "data": [_dataset_facts(Path(d)) for d in datasets if d],
+        "data": [_dataset_facts(Path(d), read) for d in datasets if d],
         "steps": state.get("step"),
         "batch": config.get("settings", {}).get("batch"),
         "wall_hours": round(float(state.get("wall_seconds", 0.0)) / 3600, 3),
@@ -162,8 +164,9 @@ def _init_facts(init: dict[str, Any]) -> dict[str, Any]:
     return {"from": Path(init["from"]).name, "step": init["step"], "data": data}
 
 
-def _dataset_facts(dataset: Path) -> dict[str, Any]:
-    """Material, loop count and licences (with counts) of a prepared dataset."""
+def _dataset_facts(dataset: Path, read: int | None = None) -> dict[str, Any]:
+    """Material, loop count and licences (with counts) of a prepared dataset; ``read``: how many
+    of its loops the run read (a vocoder run's ``loops_per_dataset``; None: all)."""
     facts: dict[str, Any] = {"dataset": dataset.name}
     manifest = dataset / "manifest.jsonl"
     if manifest.is_file():
@@ -172,4 +175,6 @@ def _dataset_facts(dataset: Path) -> dict[str, Any]:
         facts["segments"] = len(segments)
         facts["material"] = segments[0].get("material", "") if segments else ""
         facts["licences"] = dict(Counter(r.get("licence", "") for r in segments))
+        if read is not None and read < len(segments):
+            facts["read"] = read
     return facts
