@@ -14,8 +14,9 @@ from tiny_models import TINY_MELGAN, write_tiny_model
 from rig.compute import DeviceError
 from rig.config import Config
 from rig.engines.base import EngineError, Request
-from rig.engines.gan import GanEngine
+from rig.engines.gan import GanEngine, rendered_tempo
 from rig.engines.gan_prompt import word_amounts, words
+from rig.loops import make_loop
 from rig.mix import pan_gains, stereo_mix
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.vocoder import build_vocoder, vocoder_config
@@ -284,6 +285,20 @@ def test_a_loop_at_another_tempo_is_rendered_there_not_stretched(engine: GanEngi
     assert np.array_equal(out.audio[:, loop:], out.audio[:, :800])  # the tail repeats the loop
     at_model_tempo = engine.generate(ask("techno, Bars: 2"), quiet)
     assert at_model_tempo.audio.shape == (2, 32000 + 800)
+
+
+def test_a_faster_loop_is_rendered_at_the_models_tempo_for_rubber_band() -> None:
+    """Speed-ups are stretched by the loop tools (measured sharper than a squeezed re-timing)."""
+    assert rendered_tempo(100.0, 120.0) == 100.0 and rendered_tempo(None, 120.0) == 120.0
+    assert rendered_tempo(150.0, 120.0) == 120.0
+
+
+def test_a_faster_take_is_stretched_to_its_bars(engine: GanEngine, gan_config: Config) -> None:
+    out = engine.generate(ask("techno, Tempo: 150, Bars: 2"), quiet)
+    assert out.source_bpm == 120.0 and out.audio.shape == (2, 32000 + 800)
+    loop = make_loop(out.audio, out.sample_rate, 150.0, 2, 4, gan_config.audio,
+                     source_bpm=out.source_bpm, trim=False)  # fmt: skip
+    assert loop.audio.shape[1] == round(gan_config.audio.sample_rate * 8 * 60 / 150)
 
 
 def test_timing_positions_keep_onsets_on_the_new_grid() -> None:
