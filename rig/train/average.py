@@ -40,6 +40,6 @@ class WeightAverage(nn.Module):
         keep = 0.0 if n == 0 else min(self.decay, (1 + n) / (10 + n))
         for mine, live in zip(self.average.parameters(), network.parameters(), strict=True):
             mine.lerp_(live, 1.0 - keep)
-        for mine, live in zip(self.average.buffers(), network.buffers(), strict=True):
-            mine.copy_(live)
+        for kept, current in zip(self.average.buffers(), network.buffers(), strict=True):
+            kept.copy_(current)
         self.updates += 1
