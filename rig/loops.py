@@ -1,8 +1,9 @@
 """Loop tools: pure functions on float32 ``[channels, samples]`` audio.
 
 The pipeline (:func:`make_loop`) is: check → (trim silence) → resample → fit to whole bars with a
-tail → fold the tail into the head with an equal-power crossfade (click-free seam) → normalise
-loudness → limit peaks. Nothing here writes files; errors are :class:`LoopError` naming the problem.
+tail → fold the tail into the head with an equal-power crossfade (click-free seam) → remove DC →
+normalise loudness → limit peaks. Nothing here writes files; errors are :class:`LoopError` naming
+the problem.
 
 Sources: loudness is ITU-R BS.1770 through pyloudnorm; time-stretch is Rubber Band (R2, crisp
 transients) through pedalboard (pitch kept); resampling is librosa (soxr); the limiter's gain
@@ -267,6 +268,17 @@ def fold_seam(audio: np.ndarray, length: int, search: int = 0) -> np.ndarray:
     return out
 
 
+def remove_dc(audio: np.ndarray) -> np.ndarray:
+    """``[channels, samples]`` loop minus each channel's mean: its DC offset, exactly, since the
+    loop repeats (a constant shift leaves the wrap step as it was, unlike a high-pass filter).
+
+    The shipped GAN models' takes sat off zero by a median 11-17 % of their RMS (up to 51 %; the
+    corpus loops they learnt from: 0.1-1.3 %). A PA gains nothing from DC, and a clip or buffer
+    that starts or stops without a fade jumps by it.
+    """
+    return (audio - audio.mean(axis=1, keepdims=True)).astype(np.float32)
+
+
 def loudness(audio: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS (ITU-R BS.1770, pyloudnorm) of ``[channels, samples]``.
 
@@ -369,7 +381,7 @@ def make_loop(
     audio = fold_seam(
         fit_to_bars(audio, length, tail + search, ratio, settings.sample_rate), length, search
     )
-    normalised = normalize_loudness(audio, rate, settings.target_lufs)
+    normalised = normalize_loudness(remove_dc(audio), rate, settings.target_lufs)
     audio = limit(normalised, rate, settings.peak_dbfs)
     # Loudness is only measured again when the limiter changed something.
     lufs = settings.target_lufs if audio is normalised else loudness(audio, rate)

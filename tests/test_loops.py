@@ -95,6 +95,17 @@ def test_loudness_normalised_and_peaks_limited() -> None:
     assert loudness(quiet.audio, RATE) == pytest.approx(SETTINGS.target_lufs, abs=0.05)
 
 
+def test_a_loop_off_zero_comes_out_centred_with_its_wrap_unchanged() -> None:
+    """DC removal: each channel's offset (+0.3 and -0.2 here) is gone, the seam is not moved."""
+    audio = drum_signal(4.1, RATE) + np.array([[0.3], [-0.2]], dtype=np.float32)
+    loop = make_loop(audio, RATE, 120, 2, 4, SETTINGS, source_bpm=120, trim=False)
+    rms = np.sqrt(np.mean(loop.audio**2, axis=1))
+    assert (np.abs(loop.audio.mean(axis=1)) < 0.01 * rms).all()
+    kept = make_loop(drum_signal(4.1, RATE), RATE, 120, 2, 4, SETTINGS, source_bpm=120, trim=False)
+    assert wrap_jump(loop.audio) == pytest.approx(wrap_jump(kept.audio), rel=0.05, abs=1e-4)
+    assert (wrap_jump(loop.audio) <= step_p95(loop.audio)).all()
+
+
 def test_limiter_keeps_the_wrap_continuous() -> None:
     audio = np.tile(np.linspace(-3.0, 3.0, 2000, dtype=np.float32), (2, 1))
     audio[:, :10] = 2.9  # the peaks straddle the wrap
