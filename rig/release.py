@@ -1,5 +1,6 @@
 """Release folders on disk: where they are, what their ``config.json`` says, and the one writer
-of their files (each written atomically: a hidden part file, then a rename).
+of their files (each written atomically: a hidden part file, then a rename; prepared datasets
+use the same writers, since training runs read them while another process may prepare them).
 
 Readable without torch (the UI and the control schema read model configs here); building models
 from the weights is :mod:`rig.loop_model`.
@@ -8,9 +9,13 @@ from the weights is :mod:`rig.loop_model`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -83,11 +88,9 @@ def update_config(folder: Path, **sections: Any) -> None:
 
 
 def write_text(folder: Path, name: str, text: str) -> Path:
-    """Write ``folder/name`` (a card, a config)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    part = folder / f".{name}.part"
-    part.write_text(text, encoding="utf-8")
-    part.replace(folder / name)
+    """Write ``folder/name`` (a card, a config) atomically."""
+    with _replacing(folder, name) as part:
+        part.write_text(text, encoding="utf-8")
     return folder / name
 
 
@@ -95,9 +98,29 @@ def write_tensors(folder: Path, name: str, tensors: Mapping[str, Any]) -> Path:
     """Write ``folder/name`` as safetensors (CPU copies of the torch tensors ``tensors``)."""
     import safetensors.torch
 
-    folder.mkdir(parents=True, exist_ok=True)
     data = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    part = folder / f".{name}.part"
-    safetensors.torch.save_file(data, str(part))
-    part.replace(folder / name)
+    with _replacing(folder, name) as part:
+        safetensors.torch.save_file(data, str(part))
     return folder / name
+
+
+def write_array(folder: Path, name: str, array: np.ndarray) -> Path:
+    """Write ``folder/name`` as a NumPy ``.npy`` file atomically."""
+    with _replacing(folder, name) as part, part.open("wb") as file:
+        np.save(file, array)
+    return folder / name
+
+
+@contextmanager
+def _replacing(folder: Path, name: str) -> Iterator[Path]:
+    """The hidden part file to write ``folder/name`` to; renamed over it when the block ends,
+    removed if the block raises (``folder/name`` is then untouched). One part file per
+    process, so two processes writing the same file never rename each other's half."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{name}.{os.getpid()}.part"
+    try:
+        yield part
+        part.replace(folder / name)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

@@ -13,6 +13,7 @@ import pytest
 import safetensors.torch
 import soundfile
 
+from rig.release import write_array
 from rig.train.data import load_dataset, prepare_dataset, read_tempos
 
 RATE = 22050
@@ -71,14 +72,39 @@ def test_prepare_resume_and_skip(tmp_path: Path) -> None:
     assert hi and hi[0]["licence"] == "own"  # an empty licence cell takes --licence
     assert "broken.wav" in (out / "skipped.txt").read_text()
 
+    prints = (out / "fingerprints.npy").stat()
     again = prepare_dataset(src, out, "drums", tempos)  # resumes: nothing read twice
     assert (again.files, again.resumed, again.segments) == (0, 6, 0)
+    unchanged = (out / "fingerprints.npy").stat()  # nothing new: not rewritten under a reader
+    assert (unchanged.st_ino, unchanged.st_mtime_ns) == (prints.st_ino, prints.st_mtime_ns)
     assert len(again.skipped) == 1  # broken.wav is tried again, and listed again
     soundfile.write(src / "c.wav", groove(110.0, 10.0, 110.0, 3), RATE)
+    kept_prints = len(np.load(out / "fingerprints.npy"))
     more = prepare_dataset(src, out, "drums", tempos)
     assert more.files == 1 and more.segments >= 1
     shard = sorted((out / "shards").glob("*.safetensors"))[-1]
     assert safetensors.torch.load_file(str(shard))["mels"].dtype.is_floating_point
+    assert len(np.load(out / "fingerprints.npy")) == kept_prints + more.segments
+    assert not list(out.rglob("*.part"))  # every file replaced whole
+
+
+def test_a_dataset_file_is_replaced_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training runs read a dataset while another process may prepare it: a reader sees the old
+    file or the new one, never half of one, and a failed write leaves the old file."""
+    write_array(tmp_path, "fingerprints.npy", np.ones((2, 3)))
+
+    def half_then_full_disk(file, array) -> None:
+        file.write(b"\x93NUMPY half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", half_then_full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_array(tmp_path, "fingerprints.npy", np.zeros((5, 3)))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.load(tmp_path / "fingerprints.npy"), np.ones((2, 3)))
+    assert [p.name for p in tmp_path.iterdir()] == ["fingerprints.npy"]  # no part file left
 
 
 def torch_finite(mels) -> bool:

@@ -36,6 +36,7 @@ import torch
 from rig.loop_model import LoopAudio
 from rig.loops import LoopError, read_audio, resample, stretch
 from rig.nn.mel import MelFrontEnd
+from rig.release import write_array, write_tensors, write_text
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg"}
 FINGERPRINT = (16, 32)  # mel bins × frames of the duplicate fingerprint
@@ -139,6 +140,7 @@ class Fingerprints:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.items = np.load(path) if path.is_file() else np.zeros((0, np.prod(FINGERPRINT)))
+        self.stored = len(self.items)
 
     def is_duplicate(self, log_mel: torch.Tensor, threshold: float) -> bool:
         """True if ``log_mel`` [n_mels, frames] is like a kept one; else it is added."""
@@ -152,8 +154,10 @@ class Fingerprints:
         return False
 
     def save(self) -> None:
-        """Persist (for resumed runs)."""
-        np.save(self.path, self.items)
+        """Persist new fingerprints (for resumed runs), atomically."""
+        if len(self.items) != self.stored:
+            write_array(self.path.parent, self.path.name, self.items)
+            self.stored = len(self.items)
 
 
 def prepare_dataset(
@@ -191,9 +195,7 @@ def prepare_dataset(
             report.files += 1
             if kept:
                 mels = torch.stack([mel for mel, _ in kept]).half()
-                safetensors.torch.save_file(
-                    {"mels": mels}, str(out / "shards" / f"{shard:05d}.safetensors")
-                )
+                write_tensors(out / "shards", f"{shard:05d}.safetensors", {"mels": mels})
                 for index, (_, entry) in enumerate(kept):
                     log.write(
                         json.dumps({"shard": shard, "index": index, **entry, "material": material})
@@ -278,9 +280,7 @@ def _write_summary(src: Path, out: Path, material: str, settings: DataSettings) 
     if sums is not None and squares is not None and total:
         mean = sums / total
         std = (squares / total - mean**2).clamp(min=0).sqrt()
-        safetensors.torch.save_file(
-            {"mean": mean.float(), "std": std.float()}, str(out / "stats.safetensors")
-        )
+        write_tensors(out, "stats.safetensors", {"mean": mean.float(), "std": std.float()})
     summary = {
         "format_version": 1,
         "material": material,
@@ -288,7 +288,7 @@ def _write_summary(src: Path, out: Path, material: str, settings: DataSettings) 
         "segments": total // max(1, settings.audio.frames),
         "audio": settings.audio.to_dict(),
     }
-    (out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(out, "dataset.json", json.dumps(summary, indent=2) + "\n")
 
 
 def load_dataset(folder: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
