@@ -47,7 +47,12 @@ from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
 from rig.train.gan import GanSettings, train_stylegan2
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
-from rig.train.vocoder import VocoderSettings, train_vocoder, upsampling_ratios
+from rig.train.vocoder import (
+    VocoderSettings,
+    learning_rate_at,
+    train_vocoder,
+    upsampling_ratios,
+)
 
 TWO_STEPS = {"steps": 2, "batch": 2, "save_every": 1, "preview_every": 2, "log_every": 1}
 
@@ -215,6 +220,36 @@ def test_the_vocoder_ships_its_weight_average(vocoder_run: Path, tmp_path: Path)
     card = (export_run(run, "voc2", tmp_path) / "MODEL_CARD.md").read_text()
     assert re.search(r"- data: 3 of the \d+ loops of drums", card)
     assert "(decay 0.999)" in card
+
+
+def test_a_decaying_learning_rate_shrinks_the_later_steps(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """--decay FROM:UNTIL: a half cosine from the learning rate to 1/20 of it, a function of the
+    step alone, so a resumed run takes exactly the step the schedule gives."""
+    base = VocoderSettings(steps=1, batch=2, adversarial_from=99, segment_frames=16, log_every=1)
+    rates = [learning_rate_at(s, dataclasses.replace(base, decay_from=10, decay_until=20))
+             for s in (0, 10, 15, 20, 99)]  # fmt: skip
+    assert rates == pytest.approx([2e-4, 2e-4, 2e-4 * 0.525, 1e-5, 1e-5])
+    assert learning_rate_at(10**6, base) == 2e-4  # no decay asked: constant
+
+    first = train_vocoder([data[0]], tmp_path / "constant", "istft", base, TINY_ISTFT)
+    shutil.copytree(first, tmp_path / "decayed-start")
+    decayed = shutil.copytree(first, tmp_path / "decayed")
+    two = dataclasses.replace(base, steps=2)
+    train_vocoder([data[0]], first, "istft", two)
+    train_vocoder([data[0]], decayed, "istft", dataclasses.replace(two, decay_until=1))
+
+    def weights(run: Path) -> dict[str, torch.Tensor]:
+        tensors = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+        return {k: v for k, v in tensors.items() if k.startswith("vocoder/")}
+
+    # Both resumed from the same step-1 weights and Adam moments and see the same batch, so the
+    # second step's update scales with the learning rate alone: 1/20 of it.
+    after_one = weights(tmp_path / "decayed-start")
+    moved = [sum(float((w[k] - after_one[k]).abs().sum()) for k in w)
+             for w in (weights(first), weights(decayed))]  # fmt: skip
+    assert moved[0] > 0 and moved[1] / moved[0] == pytest.approx(0.05, rel=0.02)
 
 
 def test_a_weight_average_starts_as_the_weights_then_trails_them() -> None:

@@ -28,6 +28,18 @@ def _ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _step_range(text: str) -> tuple[int, int]:
+    """``FROM:UNTIL`` → two step numbers, FROM < UNTIL."""
+    start, _, end = text.partition(":")
+    try:
+        first, last = int(start), int(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FROM:UNTIL (two step numbers)") from None
+    if not 0 <= first < last:
+        raise argparse.ArgumentTypeError(f"{text!r}: FROM must be at least 0 and below UNTIL")
+    return first, last
+
+
 def _run_flags(parser: argparse.ArgumentParser, steps: int, save_every: int) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes if present)")
     parser.add_argument("--steps", type=int, default=steps, help=f"total steps (default {steps})")
@@ -89,6 +101,14 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
             voc.add_argument("--type", choices=["istft", "melgan"], default="istft")
         voc.add_argument("--batch", type=int, default=8)
         voc.add_argument("--lr", type=float, default=2e-4, help="learning rate")
+        voc.add_argument(
+            "--decay",
+            type=_step_range,
+            default=(0, 0),
+            metavar="FROM:UNTIL",
+            help="the vocoder's learning rate falls by a half cosine from --lr at step FROM to "
+            "1/20 of it at UNTIL and stays there (default: constant)",
+        )
         voc.add_argument("--adversarial-from", type=int, default=2000)
         voc.add_argument("--loops-per-dataset", type=int, default=600)
         voc.add_argument(
@@ -252,6 +272,8 @@ def _train_vocoder(args: argparse.Namespace, config: Config) -> int:
         minutes=args.minutes,
         batch=args.batch,
         learning_rate=args.lr,
+        decay_from=args.decay[0],
+        decay_until=args.decay[1],
         adversarial_from=args.adversarial_from,
         loops_per_dataset=args.loops_per_dataset,
         upsample=args.upsample if (getattr(args, "type", None) or "melgan") == "istft" else 1,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,17 @@ from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 AVERAGE = "vocoder_average"  # the checkpoint's name for the weight average export ships
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 LOSS_KEYS = ("mel", "full_mel", "stft", "adversarial", "discriminator")
+DECAY_FLOOR = 0.05  # the learning rate's share left after a decay
+
+
+def learning_rate_at(step: int, settings: VocoderSettings) -> float:
+    """The vocoder's learning rate at ``step``: a pure function of the step, so resumes match."""
+    start, end = settings.decay_from, settings.decay_until
+    if end <= start or step <= start:
+        return settings.learning_rate
+    done = min(1.0, (step - start) / (end - start))
+    share = DECAY_FLOOR + (1 - DECAY_FLOOR) * 0.5 * (1 + math.cos(math.pi * done))
+    return settings.learning_rate * share
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,10 @@ class VocoderSettings:
     batch: int = 8
     segment_frames: int = 32  # mel frames per training crop (0.5 s at hop 375)
     learning_rate: float = 2e-4
+    # The vocoder's learning rate falls by a half cosine from learning_rate at step decay_from
+    # to DECAY_FLOOR × it at decay_until, and stays there (decay_until 0: constant).
+    decay_from: int = 0
+    decay_until: int = 0
     adversarial_from: int = 2000  # steps of reconstruction loss alone before the discriminators
     mel_weight: float = 45.0
     feature_weight: float = 2.0
@@ -153,6 +169,8 @@ def train_vocoder(
         real = augment_audio(random_crops(clips, settings.batch, crop, rng), rate,
                              settings.augment_p, rng).to(device)  # fmt: skip
         fronts = (front, full_band)
+        for group in opt_v.param_groups:
+            group["lr"] = learning_rate_at(step, settings)
         losses = _train_step(vocoder, critic, opt_v, opt_d, fronts, real, step, settings)
         average.update(vocoder)
         return losses
