@@ -45,11 +45,12 @@ from rig.train.directions import (
 from rig.train.evaluate import evaluate_model, inband_mel_distance, recorded_audio
 from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
-from rig.train.gan import GanSettings, train_stylegan2
+from rig.train.gan import GanSettings, griffin_lim, train_stylegan2
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 from rig.train.vocoder import (
     VocoderSettings,
     learning_rate_at,
+    log_mel_frames,
     train_vocoder,
     upsampling_ratios,
 )
@@ -250,6 +251,18 @@ def test_a_decaying_learning_rate_shrinks_the_later_steps(
     moved = [sum(float((w[k] - after_one[k]).abs().sum()) for k in w)
              for w in (weights(first), weights(decayed))]  # fmt: skip
     assert moved[0] > 0 and moved[1] / moved[0] == pytest.approx(0.05, rel=0.02)
+
+
+def test_griffin_lim_gives_the_same_audio_every_time() -> None:
+    """The baseline rig eval compares the vocoder with must not move between runs."""
+    front = MelFrontEnd(TINY_AUDIO.mel)
+    audio = torch.from_numpy(groove(120.0, 2.0, 220.0, 0, rate=8000)[:, 0].copy())[None]
+    mel = log_mel_frames(front, audio)
+    first, again = griffin_lim(mel, front, 8), griffin_lim(mel, front, 8)
+    assert first.shape == (1, mel.shape[-1] * 125) and torch.equal(first, again)
+    noise = torch.randn_like(first) * audio.std()
+    distance = [float((log_mel_frames(front, x) - mel).abs().mean()) for x in (first, noise)]
+    assert distance[0] < distance[1] / 2  # an inversion of this mel, not any sound
 
 
 def test_a_weight_average_starts_as_the_weights_then_trails_them() -> None:

@@ -389,7 +389,9 @@ def mel_to_audio(log_mel: torch.Tensor, front: MelFrontEnd, vocoder: Path | None
 
 def griffin_lim(log_mel: torch.Tensor, front: MelFrontEnd, iterations: int = 64) -> torch.Tensor:
     """``[B, n_mels, frames]`` natural-log mel → ``[B, frames · hop]`` by Griffin-Lim
-    (librosa's mel inversion: NNLS to a linear spectrogram, then ``iterations`` of phase)."""
+    (librosa's mel inversion: NNLS to a linear spectrogram, then ``iterations`` of phase from a
+    seeded random start, so the same mel always gives the same audio and the baseline that
+    ``rig eval`` compares with does not move between runs)."""
     import librosa
 
     s = front.spec
@@ -398,17 +400,17 @@ def griffin_lim(log_mel: torch.Tensor, front: MelFrontEnd, iterations: int = 64)
     # scaled its filterbank by 1/k; librosa's inversion uses the plain one.
     scale = s.sr / front.mel_spec.sr
     mel = np.exp(torch.cat([log_mel, log_mel[..., :1]], dim=-1).double().numpy()) * scale
-    audio = librosa.feature.inverse.mel_to_audio(
-        mel,
-        sr=s.sr,
-        n_fft=s.n_fft,
+    magnitude = librosa.feature.inverse.mel_to_stft(
+        mel, sr=s.sr, n_fft=s.n_fft, power=1.0, fmin=s.fmin, fmax=s.fmax
+    )
+    audio = librosa.griffinlim(
+        magnitude,
+        n_iter=iterations,
         hop_length=s.hop,
         win_length=s.win,
-        power=1.0,
-        n_iter=iterations,
-        fmin=s.fmin,
-        fmax=s.fmax,
+        n_fft=s.n_fft,
         pad_mode="constant",
         length=log_mel.shape[-1] * s.hop,
+        random_state=0,
     )
     return torch.from_numpy(np.asarray(audio, dtype=np.float32)).reshape(log_mel.shape[0], -1)
