@@ -146,6 +146,7 @@ function folderProblem(folder) {
 
 // -- the rig's requests ---------------------------------------------------------------------------
 RigSlots.prototype.hello = function () {
+    this.hellos = (this.hellos || 0) + 1;
     this.io.send("/rig/hello", [DEVICE_VERSION, this.options.slots, this.options.port]);
     var t = this.transportState;
     if (t.tempo) {
@@ -984,7 +985,9 @@ function named(name) {
 }
 
 // live.thisdevice bangs "init" when the device is ready, and again when a preset is loaded or
-// the device saved: only the first creates the logic; later ones say hello again.
+// the device saved: only the first creates the logic; later ones say hello again. The settings
+// Live restored before it (a saved OSC In Port says hello itself) are applied first, and the
+// device says hello once: each hello makes the rig send every slot's take again.
 function init() {
     if (core) {
         return core.hello();
@@ -996,7 +999,9 @@ function init() {
     }
     early = [];
     core.applyQuantize();
-    core.hello();
+    if (!core.hellos) {
+        core.hello();
+    }
 }
 
 function whenReady(fn) {

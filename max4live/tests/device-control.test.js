@@ -236,6 +236,14 @@ test("a Live Set round trip: folder, takes, which is front, playing state and pa
     assert.match(label(missing, 2), /2 armed: take 1/);
 });
 
+test("a Set restored with its own OSC In Port says hello once, with that port", () => {
+    // Live sends the saved port before live.thisdevice bangs; two hellos made the rig send
+    // every slot's take twice.
+    const d = h.device({ saved: { parameters: { "OSC In Port": 7410 } } });
+    d.run(0.2);
+    assert.deepEqual(h.sentTo(d, "/rig/hello"), [["rig-slots 2.0 (protocol 2)", 8, 7410]]);
+});
+
 test("live.thisdevice banging again (preset recall, device saved) keeps every slot", () => {
     const { d, folder, files } = withFolder();
     h.send(d, "/rig/folder", [folder]);
