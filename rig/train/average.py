@@ -37,9 +37,16 @@ class WeightAverage(nn.Module):
     def update(self, network: nn.Module) -> None:
         """Move the average toward ``network``'s current weights."""
         n = int(self.updates)
-        keep = 0.0 if n == 0 else min(self.decay, (1 + n) / (10 + n))
-        for mine, live in zip(self.average.parameters(), network.parameters(), strict=True):
-            mine.lerp_(live, 1.0 - keep)
-        for kept, current in zip(self.average.buffers(), network.buffers(), strict=True):
-            kept.copy_(current)
+        blend_weights(self.average, network, 0.0 if n == 0 else min(self.decay, (1 + n) / (10 + n)))
         self.updates += 1
+
+
+@torch.no_grad()
+def blend_weights(average: nn.Module, live: nn.Module, keep: float) -> None:
+    """One EMA step: each parameter of ``average`` becomes ``keep · itself + (1 − keep) · live``'s;
+    buffers (running statistics such as StyleGAN2's ``w_avg``) are copied from ``live``. The two
+    networks must have the same architecture."""
+    for mine, current in zip(average.parameters(), live.parameters(), strict=True):
+        mine.lerp_(current, 1.0 - keep)
+    for kept, current in zip(average.buffers(), live.buffers(), strict=True):
+        kept.copy_(current)

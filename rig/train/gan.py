@@ -37,6 +37,7 @@ from rig.train.augment import (
     AdaptiveProbability,
     augment_spectrograms,
 )
+from rig.train.average import blend_weights
 from rig.train.data import load_dataset
 from rig.train.run import (
     Checkpointer,
@@ -345,15 +346,10 @@ def _train_step(
 
 
 def _update_ema(G_ema: Generator, G: Generator, step: int, settings: GanSettings) -> None:
-    """EMA of the weights (buffers such as ``w_avg`` are copied)."""
+    """EMA of the weights with a half-life in images that ramps up with the run (StyleGAN2)."""
     images = step * settings.batch
     half_life = min(settings.ema_kimg * 1000, images * settings.ema_rampup)
-    beta = 0.5 ** (settings.batch / max(half_life, 1e-8))
-    with torch.no_grad():
-        for ema, live in zip(G_ema.parameters(), G.parameters(), strict=True):
-            ema.lerp_(live, 1 - beta)
-        for ema_buffer, live_buffer in zip(G_ema.buffers(), G.buffers(), strict=True):
-            ema_buffer.copy_(live_buffer)
+    blend_weights(G_ema, G, keep=0.5 ** (settings.batch / max(half_life, 1e-8)))
 
 
 @torch.no_grad()
