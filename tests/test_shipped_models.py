@@ -18,7 +18,7 @@ from rig.prompt import parse_prompt
 from rig.train.card import shipping_bars
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
-LOOP_MODELS = ("drums", "bass", "pads")
+LOOP_MODELS = ("drums", "bass", "pads", "texture")
 NAMED_DIRECTIONS = {"complexity", "bass", "brightness"}
 MAX_BYTES = 25 * 1024 * 1024
 # The first plan's FD-ratio bar. Issue #16 set the targets lower (card.FD_RATIO_BARS); a model
@@ -78,7 +78,12 @@ def test_each_loop_model_loads_strictly_and_met_every_bar(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("prompt", "name"),
-    [("techno drums", "drums"), ("deep bassline", "bass"), ("ambient pads", "pads")],
+    [
+        ("techno drums", "drums"),
+        ("deep bassline", "bass"),
+        ("ambient pads", "pads"),
+        ("glitch texture", "texture"),
+    ],
 )
 def test_the_engine_plays_the_shipped_models(config: Config, prompt: str, name: str) -> None:
     shipped = dataclasses.replace(config, paths=PathsConfig(config.paths.takes, (SHIPPED,)))
