@@ -48,5 +48,5 @@ def blend_weights(average: nn.Module, live: nn.Module, keep: float) -> None:
     networks must have the same architecture."""
     for mine, current in zip(average.parameters(), live.parameters(), strict=True):
         mine.lerp_(current, 1.0 - keep)
-    for kept, current in zip(average.buffers(), live.buffers(), strict=True):
-        kept.copy_(current)
+    for kept, buffer in zip(average.buffers(), live.buffers(), strict=True):
+        kept.copy_(buffer)
