@@ -18,7 +18,7 @@ from rig.prompt import parse_prompt
 from rig.train.card import shipping_bars
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
-LOOP_MODELS = ("drums", "bass", "pads", "texture")
+LOOP_MODELS = ("drums", "bass", "pads", "texture", "organic")
 NAMED_DIRECTIONS = {"complexity", "bass", "brightness"}
 MAX_BYTES = 25 * 1024 * 1024
 # The first plan's FD-ratio bar. Issue #16 set the targets lower (card.FD_RATIO_BARS); a model
@@ -83,6 +83,7 @@ def test_each_loop_model_loads_strictly_and_met_every_bar(name: str) -> None:
         ("deep bassline", "bass"),
         ("ambient pads", "pads"),
         ("glitch texture", "texture"),
+        ("wind and footsteps, field recording", "organic"),
     ],
 )
 def test_the_engine_plays_the_shipped_models(config: Config, prompt: str, name: str) -> None:
