@@ -60,9 +60,9 @@ declare -A TAGS=(
 # another run in $RUNS or a release folder (a path with a slash); it only starts a new run.
 # Every model goes on from its shipped folder (a release folder carries the EMA generator, the
 # discriminator starts afresh). Texture and organic started from drums (onsets) before; from
-# pads, texture scores a lower FD ratio (0.416 against 0.485) and organic puts a sharp edge at
-# the loop point on 0 of 20 engine takes against 6 of 20 (organic from the shipped texture:
-# 0.703 after 1 511 steps). Every run trains with discriminator augmentation.
+# pads, texture scores a lower FD ratio (0.416 against 0.485) and organic has a sharp edge at
+# the loop point on none of 20 engine takes, against 6 of 20 (from the shipped texture, organic
+# scored 0.703 after 1 511 steps). Every run trains with discriminator augmentation.
 PLAN=${PLAN:-drums2:drums:models/drums:drums: bass2:bass:models/bass:bass: pads2:pads:models/pads:pads: texture3:texture:models/texture:texture: organic3:organic:models/organic:organic:}
 for entry in $PLAN; do
     IFS=: read -r run material init release steps <<< "$entry"
