@@ -43,8 +43,11 @@ def test_each_evolved_take_arrives_in_the_bar_before_its_swap(evolving) -> None:
         rig.device.send("/rig/evolve", 1, 1)  # any OSC app, on real UDP
         wait_until(lambda: len(evolver.snapshot()[0].deliveries) >= 4 if evolver.snapshot()
                    else False, timeout=30)  # fmt: skip
+        evolution = evolver.evolutions[1]  # the live record: its deliveries outlast the stop
         rig.device.send("/rig/evolve", 1, 0)
         wait_until(lambda: not evolver.snapshot())
+        sent = {d.take_id for d in evolution.deliveries}  # every load the evolver sent...
+        wait_until(lambda: sent <= {args[5] for args, _ in loads_for(rig, 1)})  # ...has landed
         stopped_at = time.monotonic()
         time.sleep(2.5)  # two more bars: nothing arrives
     firsts: dict[int, tuple[tuple, float]] = {}  # req_id → its first send (the link re-sends)
@@ -52,6 +55,7 @@ def test_each_evolved_take_arrives_in_the_bar_before_its_swap(evolving) -> None:
         firsts.setdefault(args[6], (args, at))
     loads = [(args, at) for args, at in firsts.values() if args[5] != origin]
     assert len(loads) >= 4 and all(at < stopped_at for _, at in loads)
+    assert {args[5] for args, _ in loads} == sent  # nothing but what the evolver delivered
     assert len({args[5] for args, _ in loads}) == len(loads)  # a new take each time
     swaps = [args for args, _ in loads]
     bars = []
