@@ -191,7 +191,8 @@ class Evolver:
             evolutions = list(self.evolutions.values())
         for evolution in evolutions:
             with self._lock:
-                self._tick(evolution, clock)
+                if self.evolutions.get(evolution.slot) is evolution:  # not stopped meanwhile
+                    self._tick(evolution, clock)
 
     def _clock(self, position: Position) -> BarClock:
         meter = self.link.snapshot().meter or f"{self.perf.config.music.beats_per_bar}/4"

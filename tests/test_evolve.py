@@ -91,6 +91,30 @@ def test_a_late_take_keeps_the_loop_and_aims_at_the_next_boundary(evolving) -> N
     assert evolver.snapshot() == []
 
 
+def test_a_slot_stopped_while_a_beat_is_handled_sends_nothing(evolving) -> None:
+    rig, evolver = evolving
+    for slot in (1, 2):
+        first_take(rig, "gan", "dusty drums", slot=slot)
+        evolver.evolve(slot, 1)
+    wait_until(lambda: all(e.ready is not None for e in evolver.snapshot()), timeout=60)
+    send = rig.perf.send
+
+    def send_and_stop_slot_2(take, slot):  # the page's stop lands mid-beat, after slot 1's send
+        if slot == 1:
+            evolver.evolve(2, 0)
+        return send(take, slot)
+
+    rig.perf.send = send_and_stop_slot_2
+    at = time.monotonic()
+    evolver.on_position(Position(1, 1.0, 120.0, at))  # aims both at bar 3
+    evolver.on_position(Position(2, 1.0, 120.0, at + 2))  # the bar before it: both are due
+    assert [e.slot for e in evolver.snapshot()] == [1]
+    assert len(evolver.snapshot()[0].deliveries) == 1
+    wait_until(lambda: len(loads_for(rig, 1)) >= 2)
+    time.sleep(0.3)  # UDP on 127.0.0.1: anything sent has landed
+    assert len({args[6] for args, _ in loads_for(rig, 2)}) == 1  # only its first take
+
+
 def test_evolve_names_what_it_cannot_do(evolving) -> None:
     rig, evolver = evolving
     with pytest.raises(ActionError, match="slot 3 holds no take of this session"):
