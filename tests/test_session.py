@@ -22,7 +22,7 @@ from rig.testing.standin import StandInDevice
 @pytest.fixture
 def rig(config: Config) -> Iterator[tuple[Session, Link, StandInDevice]]:
     """A session with the test engine, its link, and a stand-in device, all on 127.0.0.1."""
-    settings = SessionConfig(timeout_s=3.0, warm=False)
+    settings = SessionConfig(timeout_s=3.0, warm=True)  # as on stage: the 3 s count generation only
     with running_session(config, REGISTRY, settings) as (_, session, link, device):
         yield session, link, device
 
