@@ -253,6 +253,49 @@ def test_a_decaying_learning_rate_shrinks_the_later_steps(
     assert moved[0] > 0 and moved[1] / moved[0] == pytest.approx(0.05, rel=0.02)
 
 
+def test_a_vocoder_run_can_start_from_a_shipped_vocoder_or_a_run(
+    data: tuple[Path, Path], vocoder_run: Path, gan_run: Path, tmp_path: Path
+) -> None:
+    """--init: a fine-tuning run starts from a shared vocoder folder's weights (the critic
+    afresh) or a run's vocoder and critic, takes their shape, and its card says where it began."""
+    shipped = export_run(vocoder_run, "voc", tmp_path / "models")
+    still = VocoderSettings(**{**TWO_STEPS, "steps": 1}, learning_rate=0.0, adversarial_from=99,
+                            segment_frames=16)  # fmt: skip
+
+    def tensors(run: Path, prefix: str) -> dict[str, torch.Tensor]:
+        found = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+        return {k.removeprefix(prefix): v for k, v in found.items() if k.startswith(prefix)}
+
+    tuned = train_vocoder([data[0]], tmp_path / "tuned", "istft", still, init=shipped)
+    weights = safetensors.torch.load_file(str(shipped / "vocoder.safetensors"))
+    assert json.loads((tuned / "config.json").read_text())["vocoder"] == TINY_ISTFT.to_dict()
+    for prefix in ("vocoder/", "vocoder_average/average."):  # a zero learning rate keeps them
+        assert tensors(tuned, prefix).keys() == weights.keys()
+        assert all(torch.equal(tensors(tuned, prefix)[k], v) for k, v in weights.items())
+    # Stopped before its first save, resumed without --init: it still starts from those weights.
+    shutil.rmtree(tuned / "checkpoint")
+    train_vocoder([data[0]], tuned, "istft", still)
+    assert all(torch.equal(tensors(tuned, "vocoder/")[k], v) for k, v in weights.items())
+    card = (export_run(tuned, "tuned", tmp_path / "models") / "MODEL_CARD.md").read_text()
+    assert "started from the weights of `voc` at step 2" in card
+
+    from_run = train_vocoder([data[0]], tmp_path / "from-run", "istft", still, init=vocoder_run)
+    for prefix in ("vocoder/", "critic/"):
+        assert all(torch.equal(tensors(from_run, prefix)[k], v)
+                   for k, v in tensors(vocoder_run, prefix).items())  # fmt: skip
+
+    with pytest.raises(TrainError, match="only starts new runs"):
+        train_vocoder([data[0]], tuned, "istft", still, init=vocoder_run)
+    for wrong in (gan_run, tmp_path):
+        with pytest.raises(TrainError, match="not a vocoder run or a shared vocoder folder"):
+            train_vocoder([data[0]], tmp_path / "x", "istft", still, init=wrong)
+    other = json.loads((shipped / "config.json").read_text())
+    other["audio"]["fmin"] += 10.0  # other mel bands
+    (shipped / "config.json").write_text(json.dumps(other))
+    with pytest.raises(TrainError, match="made for"):
+        train_vocoder([data[0]], tmp_path / "y", "istft", still, init=shipped)
+
+
 def test_griffin_lim_gives_the_same_audio_every_time() -> None:
     """The baseline rig eval compares the vocoder with must not move between runs."""
     front = MelFrontEnd(TINY_AUDIO.mel)

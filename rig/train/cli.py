@@ -124,6 +124,11 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
             default=0.5,
             help="probability of each audio augmentation: gain, tilt, pitch (0: off)",
         )
+        voc.add_argument(
+            "--init",
+            type=Path,
+            help="a vocoder run or shared vocoder folder whose weights a new run starts from",
+        )
     directions = train_sub.add_parser("directions", help="fit named and PCA directions of a model")
     directions.add_argument("model", type=Path, help="a model release folder")
     directions.add_argument("--samples", type=int, default=512, help="loops generated to fit on")
@@ -284,7 +289,7 @@ def _train_vocoder(args: argparse.Namespace, config: Config) -> int:
         device=args.device,
     )
     kind = getattr(args, "type", None) or args.train_command
-    print(train_vocoder(args.datasets, args.out, kind, settings))
+    print(train_vocoder(args.datasets, args.out, kind, settings, init=args.init))
     return 0
 
 

@@ -46,6 +46,7 @@ from rig.train.run import (
     load_checkpoint,
     load_module,
     run_steps,
+    unstarted_init,
 )
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
@@ -102,7 +103,7 @@ def train_stylegan2(
     """
     settings = settings or GanSettings()
     mels, stats, audio, material = _load_training_set(dataset)
-    init = init or _unstarted_init(out)
+    init = init or unstarted_init(out)
     start = _init_weights(init, generator) if init else None
     if start is not None:
         if LoopAudio.from_dict(start.audio) != audio:
@@ -232,17 +233,6 @@ def _init_weights(source: Path, generator: GeneratorConfig | None) -> InitialWei
     if generator is not None and generator != stored:
         raise TrainError(f"--init {source}: its generator is {stored}, not the one asked for")
     return InitialWeights(source, step, data, dict(config["audio"]), stored, tensors)
-
-
-def _unstarted_init(out: Path) -> Path | None:
-    """The ``init`` a run recorded but never got to save a checkpoint from (stopped before its
-    first save): resuming it without ``--init`` must still start from those weights, not random
-    ones under a config that names them."""
-    path = out / "config.json"
-    if not path.is_file() or load_checkpoint(out / "checkpoint") is not None:
-        return None
-    init = json.loads(path.read_text()).get("init")
-    return Path(init["from"]) if init else None
 
 
 def _run_config(

@@ -78,6 +78,17 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, json.loads((folder / STATE).read_text())
 
 
+def unstarted_init(out: Path) -> Path | None:
+    """The ``init`` a run recorded but never got to save a checkpoint from (stopped before its
+    first save): resuming it without ``--init`` must still start from those weights, not random
+    ones under a config that names them."""
+    path = out / "config.json"
+    if not path.is_file() or load_checkpoint(out / "checkpoint") is not None:
+        return None
+    init = json.loads(path.read_text()).get("init")
+    return Path(init["from"]) if init else None
+
+
 def module_tensors(name: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """``module``'s state dict under ``<name>/``."""
     return {f"{name}/{k}": v for k, v in module.state_dict().items()}

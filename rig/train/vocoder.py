@@ -32,6 +32,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -40,15 +41,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from rig.compute import pick_device
-from rig.loop_model import LoopAudio
+from rig.loop_model import LoopAudio, load_vocoder_folder
 from rig.nn.istft import IstftConfig
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
 from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder_upsample
+from rig.release import CheckpointError
 from rig.train.augment import augment_audio
 from rig.train.average import WeightAverage
 from rig.train.data import dataset_audio
-from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
+from rig.train.run import (
+    Checkpointer,
+    Schedule,
+    TrainError,
+    load_checkpoint,
+    load_module,
+    run_steps,
+    unstarted_init,
+)
 
 AVERAGE = "vocoder_average"  # the checkpoint's name for the weight average export ships
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
@@ -130,16 +140,31 @@ def train_vocoder(
     kind: str = "istft",
     settings: VocoderSettings | None = None,
     config: VocoderConfig | None = None,
+    init: Path | None = None,
 ) -> Path:
     """Train (or resume) a vocoder run in ``out`` on the audio of ``datasets``; returns ``out``.
 
     ``config`` overrides the shape :func:`default_vocoder` gives ``kind`` (a resumed run keeps
-    its own)."""
+    its own). ``init``: a vocoder run or a shared vocoder folder whose weights a new run starts
+    from (fine-tuning; its shape is used and its mel settings must be the datasets')."""
     settings = settings or VocoderSettings()
     audio_cfg = _common_audio(datasets)
+    init = init or unstarted_init(out)
+    start = _vocoder_start(init) if init else None
+    if start is not None:
+        if start.mel != audio_cfg.mel:
+            raise TrainError(
+                f"--init {init}: made for {start.mel}, the datasets have {audio_cfg.mel}"
+            )
+        config = start.config
     upsample = settings.upsample if kind == "istft" else 1
     cfg = _run_config(
-        out, datasets, audio_cfg, config or default_vocoder(kind, audio_cfg, upsample), settings
+        out,
+        datasets,
+        audio_cfg,
+        config or default_vocoder(kind, audio_cfg, upsample),
+        settings,
+        start.record if start else None,
     )
     rate = audio_cfg.mel.sr * vocoder_upsample(cfg)
     device = pick_device(settings.device)
@@ -162,6 +187,10 @@ def train_vocoder(
         device,
         optional=frozenset({AVERAGE}),  # runs begun before averaging resume with a fresh one
     )
+    if start is not None and load_checkpoint(out / "checkpoint") is None:
+        for name, module in checkpoints.modules.items():
+            if any(key.startswith(name + "/") for key in start.tensors):
+                load_module(name, module, start.tensors)
     crop = settings.segment_frames * front.spec.hop
 
     def train_step(step: int) -> dict[str, float]:
@@ -208,17 +237,66 @@ def _common_audio(datasets: list[Path]) -> LoopAudio:
     return first
 
 
+@dataclass(frozen=True)
+class VocoderStart:
+    """The weights a fine-tuning vocoder run starts from (``--init``)."""
+
+    config: VocoderConfig
+    mel: MelSpec  # the mel settings it reads
+    tensors: dict[str, torch.Tensor]  # "vocoder/…", and "critic/…" and the average from a run
+    record: dict[str, Any]  # the run config's ``init`` section: from, step, data
+
+
+def _vocoder_start(source: Path) -> VocoderStart:
+    """Read a vocoder run's last checkpoint (its vocoder, critic and weight average, not its
+    optimizers) or a shared vocoder folder (its weights as the vocoder and the average start;
+    the critic starts afresh)."""
+    path = source / "config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        if config.get("kind") == "vocoder_run":
+            found = load_checkpoint(source / "checkpoint")
+            if found is None:
+                raise TrainError(f"--init {source}: the run has no checkpoint yet")
+            tensors, state = found
+            step, data = int(state["step"]), [{"dataset": d} for d in config["datasets"]]
+            mel = LoopAudio.from_dict(config["audio"]).mel
+        elif config.get("kind") == "vocoder":
+            weights = load_vocoder_folder(source).state_dict()
+            tensors = {prefix + k: v for prefix in ("vocoder/", f"{AVERAGE}/average.")
+                       for k, v in weights.items()}  # fmt: skip
+            tensors[f"{AVERAGE}/updates"] = torch.zeros((), dtype=torch.long)
+            training = config.get("training", {})
+            step, data = int(training.get("steps") or 0), list(training.get("data", []))
+            mel = MelSpec(**config["audio"])
+        else:
+            raise TrainError(f"--init {source}: not a vocoder run or a shared vocoder folder")
+        cfg = vocoder_config(config["vocoder"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as error:
+        raise TrainError(f"--init {source}: {error}") from None
+    record = {"from": str(source.resolve()), "step": step, "data": data}
+    return VocoderStart(cfg, mel, tensors, record)
+
+
 def _run_config(
     out: Path,
     datasets: list[Path],
     audio: LoopAudio,
     cfg: VocoderConfig,
     settings: VocoderSettings,
+    init: dict[str, Any] | None = None,
 ) -> VocoderConfig:
-    """Write ``config.json`` for a new run, or read the stored vocoder config back."""
+    """Write ``config.json`` for a new run, or read the stored vocoder config back (a resumed run
+    cannot change its ``init``)."""
     path = out / "config.json"
     if path.is_file():
-        return vocoder_config(json.loads(path.read_text())["vocoder"])
+        stored = json.loads(path.read_text())
+        if init is not None and stored.get("init", {}).get("from") != init["from"]:
+            raise TrainError(
+                f"{out} is an existing run that did not start from {init['from']}; --init only "
+                "starts new runs"
+            )
+        return vocoder_config(stored["vocoder"])
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "kind": "vocoder_run",
@@ -226,6 +304,7 @@ def _run_config(
         "audio": audio.to_dict(),
         "vocoder": cfg.to_dict(),
         "settings": dataclasses.asdict(settings),
+        **({"init": init} if init else {}),
     }
     path.write_text(json.dumps(config, indent=2) + "\n")
     return cfg
