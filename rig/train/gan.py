@@ -44,7 +44,6 @@ from rig.train.run import (
     Schedule,
     TrainError,
     load_checkpoint,
-    load_module,
     run_steps,
     unstarted_init,
 )
@@ -139,10 +138,8 @@ def train_stylegan2(
         device,
         optional=frozenset({"augment"}),
     )
-    if start is not None and load_checkpoint(out / "checkpoint") is None:
-        for name, module in checkpoints.modules.items():
-            if name != "augment" and any(key.startswith(name + "/") for key in start.tensors):
-                load_module(name, module, start.tensors)
+    if start is not None:  # the init's augmentation probability is its own, not this run's
+        checkpoints.start_from(start.tensors, skip=frozenset({"augment"}))
     fixed_z = torch.randn(8, cfg.z_dim, generator=torch.Generator().manual_seed(1234))
     grid_steps = audio.bars * audio.beats_per_bar * 4  # sixteenths of one loop
 

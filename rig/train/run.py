@@ -70,9 +70,14 @@ def save_checkpoint(
     state_part.replace(folder / STATE)
 
 
+def has_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete checkpoint (its tensors and its state)."""
+    return (folder / STATE).is_file() and (folder / CHECKPOINT).is_file()
+
+
 def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """The tensors and state of the checkpoint in ``folder``, or None if there is none."""
-    if not (folder / STATE).is_file() or not (folder / CHECKPOINT).is_file():
+    if not has_checkpoint(folder):
         return None
     tensors = safetensors.torch.load_file(str(folder / CHECKPOINT))
     return tensors, json.loads((folder / STATE).read_text())
@@ -83,7 +88,7 @@ def unstarted_init(out: Path) -> Path | None:
     first save): resuming it without ``--init`` must still start from those weights, not random
     ones under a config that names them."""
     path = out / "config.json"
-    if not path.is_file() or load_checkpoint(out / "checkpoint") is not None:
+    if not path.is_file() or has_checkpoint(out / "checkpoint"):
         return None
     init = json.loads(path.read_text()).get("init")
     return Path(init["from"]) if init else None
@@ -140,6 +145,17 @@ class Checkpointer:
         for name, optimizer in self.optimizers.items():
             load_optimizer(name, optimizer, tensors)
         return int(state["step"]), float(state.get("wall_seconds", 0.0))
+
+    def start_from(
+        self, tensors: Mapping[str, torch.Tensor], skip: frozenset[str] = frozenset()
+    ) -> None:
+        """Give a new run its ``--init`` weights: load every module ``tensors`` holds, except
+        those named in ``skip``. A run with a checkpoint of its own keeps it (resume wins)."""
+        if has_checkpoint(self.folder):
+            return
+        for name, module in self.modules.items():
+            if name not in skip and any(key.startswith(name + "/") for key in tensors):
+                load_module(name, module, tensors)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,6 @@ from rig.train.run import (
     Schedule,
     TrainError,
     load_checkpoint,
-    load_module,
     run_steps,
     unstarted_init,
 )
@@ -187,10 +186,8 @@ def train_vocoder(
         device,
         optional=frozenset({AVERAGE}),  # runs begun before averaging resume with a fresh one
     )
-    if start is not None and load_checkpoint(out / "checkpoint") is None:
-        for name, module in checkpoints.modules.items():
-            if any(key.startswith(name + "/") for key in start.tensors):
-                load_module(name, module, start.tensors)
+    if start is not None:
+        checkpoints.start_from(start.tensors)
     crop = settings.segment_frames * front.spec.hop
 
     def train_step(step: int) -> dict[str, float]:
