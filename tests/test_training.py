@@ -122,6 +122,30 @@ def test_stylegan2_two_steps_then_resume(
     assert not torch.equal(before, after["G_ema/mapping.w_avg"])
 
 
+def test_a_resumed_run_keeps_its_own_statistics_when_the_dataset_grew(
+    data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "drums"
+    shutil.copytree(data[0], dataset)
+    run = train_stylegan2(dataset, tmp_path / "run", GanSettings(**TWO_STEPS), TINY_GENERATOR)
+    own = safetensors.torch.load_file(str(run / "stats.safetensors"))
+    grown = {"mean": own["mean"] + 1.0, "std": own["std"] * 2.0}  # as after more loops
+    safetensors.torch.save_file(grown, str(dataset / "stats.safetensors"))
+    used = []
+    set_statistics = MelFrontEnd.set_statistics
+
+    def spy(front: MelFrontEnd, mean: torch.Tensor, std: torch.Tensor) -> None:
+        used.append(mean.clone())
+        set_statistics(front, mean, std)
+
+    monkeypatch.setattr(MelFrontEnd, "set_statistics", spy)
+    train_stylegan2(dataset, run, GanSettings(**{**TWO_STEPS, "steps": 3}))
+    assert log_steps(run) == [1, 2, 3]
+    assert used and all(torch.equal(mean, own["mean"]) for mean in used)
+    kept = safetensors.torch.load_file(str(run / "stats.safetensors"))
+    assert torch.equal(kept["mean"], own["mean"])  # what export reads
+
+
 def test_stylegan2_can_start_from_another_run(
     gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], tmp_path: Path
 ) -> None:

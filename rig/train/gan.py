@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
@@ -118,6 +119,9 @@ def train_stylegan2(
         )
     if not (out / "stats.safetensors").is_file():  # the run keeps its own copy for export
         shutil.copyfile(dataset / "stats.safetensors", out / "stats.safetensors")
+    # ...and trains with it: a dataset grown since (rig data demo --loops) has new statistics,
+    # which would shift the scale the run's weights were learnt in, and differ from the export's.
+    stats = safetensors.torch.load_file(str(out / "stats.safetensors"))
     device = pick_device(settings.device)
     torch.manual_seed(settings.seed)
     front = MelFrontEnd(audio.mel)
