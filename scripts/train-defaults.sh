@@ -70,7 +70,10 @@ declare -A TAGS=(
 # pads, texture scores a lower FD ratio (0.416 against 0.485) and organic has a sharp edge at
 # the loop point on none of 20 engine takes, against 6 of 20 (from the shipped texture, organic
 # scored 0.703 after 1 511 steps). Every run trains with discriminator augmentation.
-# drums2 (1 780 steps from the shipped step 1 572) took drums from 0.438 to 0.294, shipped.
+# drums2 (from the shipped step 1 572) took drums from 0.438 to 0.294 at its step 1 780 and to
+# 0.269 at 2 765, shipped. Measured on 2026-12-01: three times the loops (rig data demo
+# --loops 6000) did not help. drums2 went on 1 110 steps on them to 0.311 (the augmentation p
+# still reached its cap), and texture4 (1 560 steps from the shipped texture) scored 0.435.
 # Measured on 2026-11-30: 1 900 more steps of the same settings did not help texture or organic.
 # organic3 fell back to 0.534 at step 6 591 (shipped: 0.412 at 4 755, augmentation p at its cap),
 # and texture3 stayed flat at 0.414 at 4 667 (shipped: 0.416). The shipped folders stay; a
