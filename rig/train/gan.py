@@ -102,7 +102,7 @@ def train_stylegan2(
     Its generator config is used, and its audio settings must be the dataset's.
     """
     settings = settings or GanSettings()
-    mels, stats, audio, material = _load_training_set(dataset)
+    mels, audio, material = _load_training_set(dataset)
     init = init or unstarted_init(out)
     start = _init_weights(init, generator) if init else None
     if start is not None:
@@ -179,17 +179,19 @@ def train_stylegan2(
     return out
 
 
-def _load_training_set(dataset: Path) -> tuple[torch.Tensor, dict, LoopAudio, str]:
+def _load_training_set(dataset: Path) -> tuple[torch.Tensor, LoopAudio, str]:
+    """A prepared dataset's segments ``[N, n_mels, frames]``, audio settings and material (its
+    statistics are the run's own copy, read by :func:`train_stylegan2`)."""
     summary = dataset / "dataset.json"
     if not summary.is_file():
         raise TrainError(
             f"{dataset} is not a prepared dataset (no dataset.json): run rig data prepare"
         )
     info = json.loads(summary.read_text())
-    mels, stats = load_dataset(dataset)
+    mels, _ = load_dataset(dataset)
     if mels.ndim != 3 or len(mels) < 2:
         raise TrainError(f"{dataset} has {len(mels)} segments; at least 2 are needed")
-    return mels, stats, LoopAudio.from_dict(info["audio"]), str(info.get("material", ""))
+    return mels, LoopAudio.from_dict(info["audio"]), str(info.get("material", ""))
 
 
 @dataclass(frozen=True)
