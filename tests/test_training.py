@@ -30,6 +30,7 @@ from rig.engines.gan import GanEngine
 from rig.loop_model import load_loop_model
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
+from rig.nn.stylegan2 import Generator
 from rig.prompt import parse_prompt
 from rig.train.average import WeightAverage
 from rig.train.card import render_card, shipping_bars
@@ -45,7 +46,7 @@ from rig.train.directions import (
 from rig.train.evaluate import evaluate_model, inband_mel_distance, recorded_audio
 from rig.train.export import export_run
 from rig.train.features import centroid, frechet_distance
-from rig.train.gan import GanSettings, griffin_lim, train_stylegan2
+from rig.train.gan import GanSettings, ema_keep, griffin_lim, train_stylegan2
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 from rig.train.vocoder import (
     VocoderSettings,
@@ -210,6 +211,31 @@ def test_stylegan2_can_start_from_another_run(
     (folder / "config.json").write_text(json.dumps(other_mels))
     with pytest.raises(TrainError, match="made for"):
         train_stylegan2(data[1], tmp_path / "z", GanSettings(**TWO_STEPS), init=folder)
+
+
+def test_the_ema_ramp_up_counts_the_steps_an_init_had_trained(
+    gan_run: Path, data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    settings = GanSettings(**{**TWO_STEPS, "steps": 1, "ema_rampup": 1.0})
+    assert ema_keep(3, settings) == pytest.approx(0.5 ** (2 / 6))  # half-life: the 6 images seen
+    assert ema_keep(10_000, settings) == pytest.approx(0.5 ** (2 / 2000))  # ema_kimg caps it
+    no_ramp = dataclasses.replace(settings, ema_rampup=0.0)
+    assert ema_keep(1, no_ramp) == ema_keep(10_000, settings)
+    for bad, message in (({"ema_kimg": 0.0}, "EMA half-life"), ({"ema_rampup": -1}, "ramp-up")):
+        with pytest.raises(ValueError, match=message):
+            GanSettings(**bad)
+
+    def tensors(run: Path) -> dict[str, torch.Tensor]:
+        return safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+
+    before, source_step = tensors(gan_run), log_steps(gan_run)[-1]
+    after = tensors(train_stylegan2(data[0], tmp_path / "more", settings, init=gan_run))
+    names = [name for name, _ in Generator(TINY_GENERATOR).named_parameters()]
+    kept = torch.cat([(after[f"G_ema/{k}"] - after[f"G/{k}"]).flatten() for k in names])
+    whole = torch.cat([(before[f"G_ema/{k}"] - after[f"G/{k}"]).flatten() for k in names])
+    measured = float(kept @ whole / (whole @ whole))  # G_ema ← keep · G_ema + (1 − keep) · G
+    assert measured == pytest.approx(ema_keep(source_step + 1, settings), abs=1e-4)
+    assert measured != pytest.approx(ema_keep(1, settings), abs=0.05)  # not a fresh ramp-up
 
 
 def test_vocoder_two_steps_with_discriminators(vocoder_run: Path) -> None:

@@ -79,6 +79,15 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     gan.add_argument("--batch", type=int, default=8)
     gan.add_argument("--lr", type=float, default=0.002, help="learning rate")
     gan.add_argument("--r1-gamma", type=float, default=1.0)
+    gan.add_argument(
+        "--ema-kimg", type=float, default=2.0, help="EMA generator half-life, thousands of images"
+    )
+    gan.add_argument(
+        "--ema-rampup",
+        type=float,
+        default=0.05,
+        help="EMA half-life at most this fraction of the images seen (0: no ramp-up)",
+    )
     gan.add_argument("--channels", type=_ints, help="generator channels per level, coarse → fine")
     gan.add_argument("--vocoder", type=Path, help="vocoder folder for the audio previews")
     gan.add_argument(
@@ -256,6 +265,8 @@ def _train_stylegan2(args: argparse.Namespace, config: Config) -> int:
         batch=args.batch,
         learning_rate=args.lr,
         r1_gamma=args.r1_gamma,
+        ema_kimg=args.ema_kimg,
+        ema_rampup=args.ema_rampup,
         augment_p=args.augment,
         save_every=args.save_every,
         preview_every=max(1, args.preview_every),

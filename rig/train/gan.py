@@ -64,7 +64,7 @@ class GanSettings:
     r1_every: int = 16
     mixing: float = 0.5  # probability of style mixing per batch
     ema_kimg: float = 2.0  # EMA half-life in thousands of images
-    ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen
+    ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen (0: no ramp)
     augment_p: float = 0.3  # initial probability of each discriminator augmentation (0: none)
     adaptive: bool = True  # adapt it as ADA does (D's sign on reals kept near 0.6)
     augment: tuple[str, ...] = SPECTROGRAM_AUGMENTS  # which (rig.train.augment)
@@ -73,6 +73,12 @@ class GanSettings:
     log_every: int = 10
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.ema_kimg > 0:
+            raise ValueError(f"the EMA half-life must be above 0 kimg, got {self.ema_kimg:g}")
+        if not self.ema_rampup >= 0:
+            raise ValueError(f"the EMA ramp-up must be 0 (off) or above, got {self.ema_rampup:g}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ def train_stylegan2(
     cfg = _run_config(
         out, dataset, material, audio, generator or GeneratorConfig(), settings, start
     )
+    steps_before = _init_steps(out)  # the EMA ramp-up is for a random start, not a trained one
     if cfg.output_shape != tuple(mels.shape[1:]):
         raise TrainError(
             f"{dataset} holds {tuple(mels.shape[1:])} (mels, frames) spectrograms but the "
@@ -160,7 +167,7 @@ def train_stylegan2(
         if settings.adaptive and settings.augment_p > 0:
             ada.observe(losses["real_sign"], settings.batch)
         losses["augment_p"] = p
-        _update_ema(G_ema, G, step + 1, settings)
+        blend_weights(G_ema, G, keep=ema_keep(steps_before + step + 1, settings))
         return losses
 
     def preview(step: int) -> None:
@@ -338,11 +345,21 @@ def _train_step(
     }
 
 
-def _update_ema(G_ema: Generator, G: Generator, step: int, settings: GanSettings) -> None:
-    """EMA of the weights with a half-life in images that ramps up with the run (StyleGAN2)."""
-    images = step * settings.batch
-    half_life = min(settings.ema_kimg * 1000, images * settings.ema_rampup)
-    blend_weights(G_ema, G, keep=0.5 ** (settings.batch / max(half_life, 1e-8)))
+def ema_keep(step: int, settings: GanSettings) -> float:
+    """How much of the EMA generator one update keeps, after ``step`` steps in all (a run from
+    ``--init`` counts the steps its weights had trained): a half-life of ``ema_kimg`` thousand
+    images, shortened to ``ema_rampup`` of the images seen so far (StyleGAN2's ramp-up, so that a
+    young run's average is not its random start)."""
+    half_life = settings.ema_kimg * 1000
+    if settings.ema_rampup > 0:
+        half_life = min(half_life, step * settings.batch * settings.ema_rampup)
+    return 0.5 ** (settings.batch / max(half_life, 1e-8))
+
+
+def _init_steps(out: Path) -> int:
+    """The steps a run's ``init`` weights had trained (0 for a run from random weights)."""
+    init = json.loads((out / "config.json").read_text()).get("init")
+    return int(init["step"]) if init else 0
 
 
 @torch.no_grad()
