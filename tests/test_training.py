@@ -195,7 +195,8 @@ def test_stylegan2_can_start_from_another_run(
     assert all(torch.equal(again[f"G_ema/{k}"], v) for k, v in shipped.items())
     card = (export_run(mine, "mine", models, "tiny-vocoder") / "MODEL_CARD.md").read_text()
     heldout_segments = (data[1] / "manifest.jsonl").read_text().count('"offset_s"')
-    assert "started from the weights of `pads` at step 1" in card
+    assert json.loads((mine / "config.json").read_text())["init"]["step"] == source_step + 1
+    assert f"started from the weights of `pads` at step {source_step + 1}" in card  # in all
     assert f"itself trained on {heldout_segments} loops of drums" in card
 
     with pytest.raises(TrainError, match="only starts new runs"):

@@ -207,7 +207,7 @@ class InitialWeights:
     EMA generator (its discriminator then starts afresh)."""
 
     source: Path  # the run or release folder
-    step: int  # the steps it had trained
+    step: int  # the steps its weights had trained in all (its own init's steps included)
     data: list[dict[str, Any]]  # what it was trained on: {"dataset": path} or export's facts
     audio: dict[str, Any]  # its LoopAudio as a dict
     generator: GeneratorConfig
@@ -228,7 +228,8 @@ def _init_weights(source: Path, generator: GeneratorConfig | None) -> InitialWei
         if found is None:
             raise TrainError(f"--init {source}: the run has no checkpoint yet")
         tensors, state = found
-        step, data = int(state["step"]), [{"dataset": config["dataset"]}]
+        step = int(state["step"]) + int(config.get("init", {}).get("step", 0))
+        data = [{"dataset": config["dataset"]}]
     elif "generator" in config and config.get("kind", "loop_model") == "loop_model":
         try:
             weights = load_loop_model(source).generator.state_dict()
@@ -236,7 +237,10 @@ def _init_weights(source: Path, generator: GeneratorConfig | None) -> InitialWei
             raise TrainError(f"--init {source}: {error}") from None
         tensors = {f"{name}/{k}": v for name in ("G", "G_ema") for k, v in weights.items()}
         training = config.get("training", {})
-        step, data = int(training.get("steps") or 0), list(training.get("data", []))
+        step = int(training.get("steps") or 0) + int(
+            training.get("initialised_from", {}).get("step", 0)
+        )
+        data = list(training.get("data", []))
     else:
         raise TrainError(f"--init {source}: not a stylegan2 run or a loop model folder")
     stored = GeneratorConfig.from_dict(config["generator"])
