@@ -74,6 +74,10 @@ declare -A TAGS=(
 # 0.269 at 2 765, shipped. Measured on 2026-12-01: three times the loops (rig data demo
 # --loops 6000) did not help. drums2 went on 1 110 steps on them to 0.311 (the augmentation p
 # still reached its cap), and texture4 (1 560 steps from the shipped texture) scored 0.435.
+# Measured on 2026-12-01 too: restarts from the shipped drums and texture on their 2 000 loops
+# with a fresh discriminator: drums 0.269 at step 800 (no better); texture 0.350 at step 300, but
+# with twice the engine takes that have an edge at the loop point (24 of 60 against 12), so not
+# shipped. A run from --init now ramps its EMA up from the init's steps (before: from 0).
 # Measured on 2026-11-30: 1 900 more steps of the same settings did not help texture or organic.
 # organic3 fell back to 0.534 at step 6 591 (shipped: 0.412 at 4 755, augmentation p at its cap),
 # and texture3 stayed flat at 0.414 at 4 667 (shipped: 0.416). The shipped folders stay; a
