@@ -268,6 +268,31 @@ def fold_seam(audio: np.ndarray, length: int, search: int = 0) -> np.ndarray:
     return out
 
 
+def seamless_cut(audio: np.ndarray, start: int, length: int, fade: int) -> np.ndarray:
+    """``audio[:, start : start + length]`` made a seamless loop: its last ``fade`` samples
+    cross linearly into ``audio[:, start - fade : start]``, the samples that led into its first
+    one, so its end flows into its start. For a cut from audio that goes on at both ends (a
+    pattern's second pass, a stretched segment); a linear crossfade because the two sides are
+    alike (an equal-power one would swell by up to 3 dB). A periodic ``audio`` comes out
+    unchanged.
+
+    Args:
+        audio: ``[channels, samples]``.
+        start: first sample of the loop; ``fade`` is cut to it when fewer samples precede it.
+        length: samples of the loop.
+        fade: samples of the crossfade.
+
+    Returns:
+        ``[channels, length]`` float32.
+    """
+    loop = np.array(audio[:, start : start + length], dtype=np.float32)
+    fade = min(fade, start, length)
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    lead_in = audio[:, start - fade : start]
+    loop[:, length - fade :] = loop[:, length - fade :] * (1 - ramp) + lead_in * ramp
+    return loop
+
+
 def remove_dc(audio: np.ndarray) -> np.ndarray:
     """``[channels, samples]`` loop minus each channel's mean: its DC offset, exactly, since the
     loop repeats (a constant shift leaves the wrap step as it was, unlike a high-pass filter).

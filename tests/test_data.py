@@ -123,6 +123,36 @@ def prepare(*args: str):
     )
 
 
+def test_segments_are_analysed_as_seamless_loops(tmp_path: Path) -> None:
+    """A steady tone cut into 2-bar loops at 100 BPM and 22.05 kHz (so each segment is stretched
+    and resampled): a segment's first and last frames hold no more treble than its inner ones.
+    Cut and analysed bare, they held a step from silence, which models learnt as a click."""
+    t = np.arange(round(3 * 4.8 * RATE)) / RATE  # three 2-bar loops of 220 Hz, whole periods
+    tone = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    (tmp_path / "src").mkdir()
+    soundfile.write(tmp_path / "src" / "tone.wav", np.stack([tone, tone], 1), RATE)
+    (tmp_path / "tempos.csv").write_text("file,tempo,licence,offset\ntone.wav,100,CC0,0\n")
+    prepare_dataset(tmp_path / "src", tmp_path / "out", "pads", tmp_path / "tempos.csv")
+    mels, _ = load_dataset(tmp_path / "out")
+    treble = mels[:, 40:].mean(dim=1)  # [segments, frames]: bands far above the tone
+    inner = treble[:, 8:-8].max()
+    assert len(mels) >= 1 and treble[:, [0, 1, -2, -1]].max() < inner + 0.5
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text())["analysis"] == "loop"
+
+
+def test_a_dataset_analysed_the_old_way_is_not_extended(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    soundfile.write(tmp_path / "src" / "a.wav", groove(120.0, 9.0, 60.0, 4), RATE)
+    prepare_dataset(tmp_path / "src", tmp_path / "out", "drums")
+    summary = tmp_path / "out" / "dataset.json"
+    old = json.loads(summary.read_text())
+    del old["analysis"]  # as rig wrote it before segments were analysed as loops
+    summary.write_text(json.dumps(old))
+    soundfile.write(tmp_path / "src" / "b.wav", groove(120.0, 9.0, 70.0, 5), RATE)
+    with pytest.raises(ValueError, match=r"out was prepared by an older rig.*into a new folder"):
+        prepare_dataset(tmp_path / "src", tmp_path / "out", "drums")
+
+
 def test_cli(tmp_path: Path) -> None:
     out = prepare(str(tmp_path / "none"), str(tmp_path / "out"), "--material", "drums")
     assert out.returncode == 1 and out.stderr.strip().endswith("none is not a folder")

@@ -127,6 +127,25 @@ def test_mel_front_end_matches_librosa() -> None:
     assert np.allclose(np.exp(ours), np.maximum(theirs, 1e-5), rtol=1e-3, atol=1e-6)
 
 
+def test_loop_analysis_wraps_around_the_loop_ends() -> None:
+    spec = MelSpec(sr=8000, n_fft=500, hop=125, win=400, n_mels=20, fmin=30.0, fmax=3500.0)
+    front = MelFrontEnd(spec)
+    t = torch.arange(8000) / 8000
+    loop = (torch.sin(2 * torch.pi * 220.0 * t) * 0.3)[None]  # whole periods: a seamless loop
+    mel = front.loop(loop)
+    assert mel.shape == (1, 20, 64)
+    inner = front(loop)[..., 2:62]  # frames whose windows lie inside the loop agree
+    assert torch.allclose(mel[..., 2:62], inner)
+    rolled = front.loop(torch.roll(loop, 125 * 5, -1))  # a loop rolled by whole hops
+    assert torch.allclose(rolled, torch.roll(mel, 5, -1), atol=1e-4)
+    top = slice(12, 20)  # bands above 1.5 kHz, where a steady 220 Hz tone has no energy
+    padded_edge = front(loop)[0, top, 0].mean()  # zero padding: a step from silence to the tone
+    assert padded_edge - mel[0, top, 0].mean() > 1.0
+    assert (mel[0, top, 0] - mel[0, top, 32]).abs().max() < 0.05  # the wrapped edge is inner-like
+    with pytest.raises(ValueError, match="shorter than n_fft/2"):
+        front.loop(loop[:, :200])
+
+
 def _bursts(spec: MelSpec, seconds: float = 2.0) -> torch.Tensor:
     """``[1, samples]``: decaying noise bursts every 0.25 s with near silence between them."""
     rng = np.random.default_rng(1)

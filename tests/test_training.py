@@ -147,6 +147,22 @@ def test_a_resumed_run_keeps_its_own_statistics_when_the_dataset_grew(
     assert torch.equal(kept["mean"], own["mean"])  # what export reads
 
 
+def test_training_on_a_dataset_analysed_the_old_way_warns(
+    data: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dataset = tmp_path / "drums"
+    shutil.copytree(data[0], dataset)
+    no_steps = GanSettings(**{**TWO_STEPS, "steps": 0})
+    train_stylegan2(dataset, tmp_path / "new", no_steps, TINY_GENERATOR)
+    assert "older rig" not in caplog.text
+    summary = json.loads((dataset / "dataset.json").read_text())
+    del summary["analysis"]
+    (dataset / "dataset.json").write_text(json.dumps(summary))
+    train_stylegan2(dataset, tmp_path / "old", no_steps, TINY_GENERATOR)
+    assert f"{dataset} was prepared by an older rig" in caplog.text
+    assert "learns a click at the loop point" in caplog.text
+
+
 def test_stylegan2_can_start_from_another_run(
     gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], tmp_path: Path
 ) -> None:

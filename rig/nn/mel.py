@@ -107,6 +107,38 @@ class MelFrontEnd(nn.Module):
         mel = torch.matmul(self.filterbank, self._stft(audio).abs())
         return torch.log(torch.clamp(mel, min=LOG_FLOOR))
 
+    def loop(self, audio: torch.Tensor) -> torch.Tensor:
+        """Log-mel of circular loops, the analysis a loop model's training segments get.
+
+        Frame t is centred on sample ``t · hop`` like :meth:`forward`'s, but the windows of the
+        first and last frames wrap around the loop's ends instead of reading zeros. With zeros,
+        those frames hold a step from silence to the signal: about 1 nat more energy above
+        6 kHz in the texture corpus's frames 0 and 255 than in its inner frames. A generator
+        learns that bright column, and the engine, which vocodes its loops circularly, plays it
+        as a click at the loop point (the texture and pads models shipped before this analysis
+        clicked there in 13 of 30 takes).
+
+        Args:
+            audio: ``[B, samples]`` float at ``spec.sr``, each row one loop (at least
+                ``n_fft / 2`` samples).
+
+        Returns:
+            ``[B, n_mels, samples // hop]`` natural-log magnitudes (floored at 1e-5); a loop
+            rolled by k hops gives these frames rolled by k.
+        """
+        s = self.spec
+        half = s.n_fft // 2
+        if audio.shape[-1] < half:
+            raise ValueError(
+                f"a loop of {audio.shape[-1]} samples is shorter than n_fft/2 ({half})"
+            )
+        wrapped = torch.cat([audio[..., -half:], audio, audio[..., :half]], dim=-1).float()
+        spectrum = torch.stft(
+            wrapped, s.n_fft, s.hop, s.win, self.window, center=False, return_complex=True
+        )
+        mel = torch.matmul(self.filterbank, spectrum.abs())[..., : audio.shape[-1] // s.hop]
+        return torch.log(torch.clamp(mel, min=LOG_FLOOR))
+
     def match(
         self, audio: torch.Tensor, log_mel: torch.Tensor, iterations: int, max_boost: float = 2.0
     ) -> torch.Tensor:

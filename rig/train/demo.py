@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from rig.loops import read_audio, resample
+from rig.loops import read_audio, resample, seamless_cut
 from rig.train.data import DataReport, prepare_dataset
 from rig.train.patterns import PATTERN_MAKERS, Pattern, write_midi
 
@@ -200,20 +200,11 @@ def render_patterns(patterns: list[Pattern]) -> list[np.ndarray]:
     need = (4 * len(patterns)) * bar
     if audio.shape[1] < need:
         audio = np.pad(audio, ((0, 0), (0, need - audio.shape[1])))
-    return [_seamless(audio, (4 * k + 2) * bar, 2 * bar) for k in range(len(patterns))]
-
-
-def _seamless(audio: np.ndarray, start: int, length: int, fade_s: float = 0.01) -> np.ndarray:
-    """``audio[:, start : start + length]`` (a pattern's second pass) whose last ``fade_s``
-    fades into the samples just before ``start`` (the end of the first pass), which flow
-    into its first sample: the loop point joins without a step, whatever phase the synth's
-    voices had (at 48 kHz a held pad's voice could step 5× its typical sample step there)."""
-    loop = audio[:, start : start + length].copy()
-    fade = min(round(fade_s * RATE), start)
-    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    tail = loop[:, length - fade :]
-    loop[:, length - fade :] = tail * (1 - ramp) + audio[:, start - fade : start] * ramp
-    return loop
+    # The second pass, its end faded into the end of the first pass, which flows into its first
+    # sample: the loop point joins without a step, whatever phase the synth's voices had (at
+    # 48 kHz a held pad's voice could step 5× its typical sample step there).
+    fade = round(0.01 * RATE)
+    return [seamless_cut(audio, (4 * k + 2) * bar, 2 * bar, fade) for k in range(len(patterns))]
 
 
 def texture_loop(rng: random.Random, samples: list[Path]) -> tuple[np.ndarray, dict]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from rig.train.augment import (
     augment_spectrograms,
 )
 from rig.train.average import blend_weights
-from rig.train.data import load_dataset
+from rig.train.data import is_loop_analysed, load_dataset
 from rig.train.run import (
     Checkpointer,
     Schedule,
@@ -50,6 +51,8 @@ from rig.train.run import (
 )
 
 LOSS_KEYS = ("d_loss", "g_loss", "r1")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,12 @@ def _load_training_set(dataset: Path) -> tuple[torch.Tensor, LoopAudio, str]:
             f"{dataset} is not a prepared dataset (no dataset.json): run rig data prepare"
         )
     info = json.loads(summary.read_text())
+    if not is_loop_analysed(dataset):
+        log.warning(
+            "%s was prepared by an older rig, with zero padding at each segment's ends: a model "
+            "trained on it learns a click at the loop point; prepare its sources again",
+            dataset,
+        )
     mels, _ = load_dataset(dataset)
     if mels.ndim != 3 or len(mels) < 2:
         raise TrainError(f"{dataset} has {len(mels)} segments; at least 2 are needed")
