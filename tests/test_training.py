@@ -45,7 +45,7 @@ from rig.train.directions import (
 )
 from rig.train.evaluate import evaluate_model, inband_mel_distance, recorded_audio
 from rig.train.export import export_run
-from rig.train.features import centroid, frechet_distance
+from rig.train.features import centroid, edge_rates, frechet_distance
 from rig.train.gan import GanSettings, ema_keep, griffin_lim, train_stylegan2
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 from rig.train.vocoder import (
@@ -665,6 +665,30 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     ]
     assert "sonic-pi-samples" in render_card({"kind": "vocoder", "metrics": recorded})
     assert shipping_bars({"name": "fresh"}) == [] and "Bars" not in render_card({"name": "fresh"})
+
+
+def test_edges_at_the_loop_point_and_beat_lines_are_told_apart() -> None:
+    rate, beats = 8000, 4
+    t = np.arange(2 * rate) / rate
+    rng = np.random.default_rng(0)
+    smooth = np.sin(2 * np.pi * 3 * t)[None] + 0.01 * rng.standard_normal((10, t.size))
+    assert edge_rates(smooth, rate, beats) == (0.0, 0.0)
+    ramp = smooth + np.linspace(0.0, 2.0, t.size)[None]  # its end is 2 above its start
+    assert edge_rates(ramp, rate, beats) == (1.0, 0.0)
+    hits = smooth.copy()
+    for k in range(1, beats):  # a step up at beat lines 1 and 3, none at line 2
+        if k != 2:
+            hits[:, k * t.size // beats :] += 1.0 if k == 1 else -1.0
+    assert edge_rates(hits, rate, beats) == (0.0, pytest.approx(2 / 3))
+    clicks = {"loop_point_edges": 0.4, "beat_line_edges": 0.05}
+    assert shipping_bars({"metrics": clicks}) == [
+        (
+            "no more hard edges at the loop point than at the beat lines (+5 points)",
+            False,
+            "40% of generated loops at the loop point, 5% at a beat line",
+        )
+    ]
+    assert shipping_bars({"metrics": {**clicks, "loop_point_edges": 0.1}})[0][1]
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])

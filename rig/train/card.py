@@ -47,6 +47,7 @@ RISES_BAR = 0.75  # share of checked latents on which a named direction must mov
 # Generator FD at most this fraction of the shuffled-frame baseline's (issue #16's bars).
 FD_RATIO_BARS = {"drums": 0.25}
 FD_RATIO_BAR = 0.3  # every other material
+SEAM_SLACK = 0.05  # loop-point edges allowed above the beat lines' rate (200 loops: ±3 points)
 RECORDED = "recorded "  # the metric prefix of `rig eval --recorded`
 
 
@@ -79,6 +80,15 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 f"feature FD at most {bar:.0%} of the shuffled-frame baseline",
                 ratio <= bar,
                 f"ratio {ratio}",
+            )
+        )
+    if "loop_point_edges" in metrics:
+        seam, lines = metrics["loop_point_edges"], metrics["beat_line_edges"]
+        bars.append(
+            (
+                "no more hard edges at the loop point than at the beat lines (+5 points)",
+                seam <= lines + SEAM_SLACK,
+                f"{seam:.0%} of generated loops at the loop point, {lines:.0%} at a beat line",
             )
         )
     for name, direction in config.get("directions", {}).items():

@@ -32,6 +32,9 @@ contrast), each feature standardised by the held-out set's mean and std, for
   across time and loops, then vocoded by the same vocoder;
 - ``fd_train``: the training loops against the held-out ones (the floor a perfect model reaches).
 ``fd_ratio`` = ``fd_generated / fd_shuffled_frames`` (below 0.5 is the bar a shipped model meets).
+And the clicks: ``loop_point_edges``, the share of those generated loops with a hard edge at the
+loop point, against ``beat_line_edges``, the share at their other beat lines
+(:func:`rig.train.features.edge_rates`).
 
 The metrics are returned, stored in the folder's ``config.json`` (``"metrics"``) and written into
 its card.
@@ -56,7 +59,7 @@ from rig.release import read_config, update_config
 from rig.synthesis import WRAP_FRAMES, synthesize, vocode_loops
 from rig.train.card import refresh_card
 from rig.train.data import dataset_audio
-from rig.train.features import feature_vector, frechet_distance
+from rig.train.features import edge_rates, feature_vector, frechet_distance
 from rig.train.gan import griffin_lim
 from rig.train.run import TrainError
 from rig.train.vocoder import full_band_mel, log_mel_frames, stft_loss
@@ -275,6 +278,9 @@ def generator_metrics(
     metrics["fd_ratio"] = round(
         metrics["fd_generated"] / max(metrics["fd_shuffled_frames"], 1e-9), 3
     )
+    beats = model.audio.bars * model.audio.beats_per_bar
+    seam, lines = edge_rates(generated.numpy(), rate, beats)
+    metrics["loop_point_edges"], metrics["beat_line_edges"] = round(seam, 3), round(lines, 3)
     if train is not None:
         metrics["fd_train"] = fd(torch.from_numpy(dataset_audio(train, count, seed + 1, rate)))
     return metrics
