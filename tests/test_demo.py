@@ -119,6 +119,13 @@ def test_demo_corpus(tmp_path: Path) -> None:
         assert np.array_equal(first, second)  # the same seed renders the same corpus
     resumed = build_demo(tmp_path / "corpus", ("bass",), PLAN, progress=print)
     assert resumed["bass"].segments == 0 and resumed["bass"].resumed == 2
+    summary = tmp_path / "corpus" / "bass" / "dataset.json"  # as an older rig prepared it
+    summary.write_text(json.dumps(json.loads(summary.read_text()) | {"analysis": None}))
+    told: list[str] = []
+    redone = build_demo(tmp_path / "corpus", ("bass",), PLAN, progress=told.append)
+    assert redone["bass"].segments == reports["bass"].segments and redone["bass"].resumed == 0
+    assert told == ["prepare bass again: an older rig analysed its segments"]
+    assert json.loads(summary.read_text())["analysis"] == "loop"
     assert (tmp_path / "corpus" / "CREDITS.md").read_text() == credits  # still lists the CC0 files
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import soundfile
 
 from rig.loops import read_audio, resample, seamless_cut
-from rig.train.data import DataReport, prepare_dataset
+from rig.train.data import DataReport, is_loop_analysed, prepare_dataset
 from rig.train.patterns import PATTERN_MAKERS, Pattern, write_midi
 
 RATE = 48_000  # full band: the vocoders learn 12-24 kHz from it; the mel datasets resample
@@ -150,11 +150,12 @@ def build_demo(
                 if not path.is_file():
                     progress(f"render {path.name} ({size} loops)")
                     _render_batch(material, size, random.Random(seed), path, samples)
+            dataset = out / f"{material}{split}"
+            if (dataset / "dataset.json").is_file() and not is_loop_analysed(dataset):
+                progress(f"prepare {dataset.name} again: an older rig analysed its segments")
+                shutil.rmtree(dataset)  # derived from the audio above, which stays
             reports[material + split] = prepare_dataset(
-                folder,
-                out / f"{material}{split}",
-                material,
-                tempos=_write_tempos(folder, material),
+                folder, dataset, material, tempos=_write_tempos(folder, material)
             )
     if samples or not (out / "CREDITS.md").is_file():  # a run without texture keeps its list
         _write_credits(out, samples)
