@@ -685,7 +685,7 @@ def test_edges_at_the_loop_point_and_beat_lines_are_told_apart() -> None:
         (
             "no more hard edges at the loop point than at the beat lines (+5 points)",
             False,
-            "40% of generated loops at the loop point, 5% at a beat line",
+            "40.0% of generated loops at the loop point, 5.0% at a beat line",
         )
     ]
     assert shipping_bars({"metrics": {**clicks, "loop_point_edges": 0.1}})[0][1]

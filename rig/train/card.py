@@ -88,7 +88,7 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
             (
                 "no more hard edges at the loop point than at the beat lines (+5 points)",
                 seam <= lines + SEAM_SLACK,
-                f"{seam:.0%} of generated loops at the loop point, {lines:.0%} at a beat line",
+                f"{seam:.1%} of generated loops at the loop point, {lines:.1%} at a beat line",
             )
         )
     for name, direction in config.get("directions", {}).items():
