@@ -157,6 +157,8 @@ def _training(training: dict[str, Any]) -> list[str]:
             f"- weights: their exponential moving average (decay {weights.get('average_decay')}),"
             f" kept over the last {weights.get('averaged_steps')} steps"
         )
+    if training.get("generator_weights") == "live":
+        lines.append("- generator: the run's last weights, not their moving average (EMA)")
     lines += [
         f"- steps: {training.get('steps')} (batch {training.get('batch')}), "
         f"wall time {training.get('wall_hours', 0):.2f} h on {training.get('hardware')}",

@@ -88,6 +88,13 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
         default=0.05,
         help="EMA half-life at most this fraction of the images seen (0: no ramp-up)",
     )
+    gan.add_argument(
+        "--profile-weight",
+        type=float,
+        default=0.0,
+        help="weight of matching the generated mean spectrogram to the dataset's, frame by frame "
+        "(removes a column the data lacks at a fixed frame; 0: off)",
+    )
     gan.add_argument("--channels", type=_ints, help="generator channels per level, coarse → fine")
     gan.add_argument("--vocoder", type=Path, help="vocoder folder for the audio previews")
     gan.add_argument(
@@ -173,6 +180,11 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     export.add_argument("--heldout", type=Path, help="held-out dataset: evaluate into the card")
     export.add_argument(
         "--note", action="append", default=[], help="a line for the card's notes (repeatable)"
+    )
+    export.add_argument(
+        "--live",
+        action="store_true",
+        help="a StyleGAN2 run's last generator weights instead of their moving average (EMA)",
     )
     config_flags(export)
 
@@ -267,6 +279,7 @@ def _train_stylegan2(args: argparse.Namespace, config: Config) -> int:
         r1_gamma=args.r1_gamma,
         ema_kimg=args.ema_kimg,
         ema_rampup=args.ema_rampup,
+        profile_weight=args.profile_weight,
         augment_p=args.augment,
         save_every=args.save_every,
         preview_every=max(1, args.preview_every),
@@ -348,7 +361,14 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     models = args.models or config.paths.models[0]
     folder = export_run(
-        args.run, args.name, models, args.vocoder, args.tags, args.heldout, tuple(args.note)
+        args.run,
+        args.name,
+        models,
+        args.vocoder,
+        args.tags,
+        args.heldout,
+        tuple(args.note),
+        args.live,
     )
     print(folder)
     return 0

@@ -44,9 +44,11 @@ def export_run(
     tags: tuple[str, ...] = (),
     heldout: Path | None = None,
     notes: tuple[str, ...] = (),
+    live: bool = False,
 ) -> Path:
     """Export ``run`` as ``models/name``; returns the release folder. ``notes`` (known weaknesses,
-    how it was made) go into the card's last section."""
+    how it was made) go into the card's last section. ``live``: a StyleGAN2 run's last generator
+    weights instead of their EMA (the card says so)."""
     if not name or "/" in name or name.startswith("."):
         raise TrainError(f"{name!r} is not a folder name for a release")
     config = _run_config(run)
@@ -61,7 +63,8 @@ def export_run(
     else:
         if not vocoder:
             raise TrainError("a loop model needs --vocoder NAME (a shared vocoder folder)")
-        _export_generator(run, config, tensors, folder, name, vocoder, tags)
+        _export_generator(run, config, tensors, folder, name, vocoder, tags, live)
+        facts["generator_weights"] = "live" if live else "ema"
     update_config(folder, name=name, training=facts)
     if notes:
         update_config(folder, notes=list(notes))
@@ -114,6 +117,7 @@ def _export_generator(
     name: str,
     vocoder: str,
     tags: tuple[str, ...],
+    live: bool,
 ) -> None:
     audio = LoopAudio.from_dict(config["audio"])
     shared = folder.parent / vocoder
@@ -133,7 +137,7 @@ def _export_generator(
         material=material,
         tags=tags or ((material,) if material else ()),
     )
-    load_module("G_ema", model.generator, tensors)
+    load_module("G" if live else "G_ema", model.generator, tensors)
     stats = safetensors.torch.load_file(str(run / STATS_FILE))
     model.mel.set_statistics(stats["mean"], stats["std"])
     model.shared_vocoder = vocoder

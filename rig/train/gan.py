@@ -50,7 +50,7 @@ from rig.train.run import (
     unstarted_init,
 )
 
-LOSS_KEYS = ("d_loss", "g_loss", "r1")
+LOSS_KEYS = ("d_loss", "g_loss", "profile", "r1")
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class GanSettings:
     mixing: float = 0.5  # probability of style mixing per batch
     ema_kimg: float = 2.0  # EMA half-life in thousands of images
     ema_rampup: float = 0.05  # EMA half-life at most this fraction of images seen (0: no ramp)
+    profile_weight: float = 0.0  # weight of the profile loss (see _profile_loss; 0: off)
     augment_p: float = 0.3  # initial probability of each discriminator augmentation (0: none)
     adaptive: bool = True  # adapt it as ADA does (D's sign on reals kept near 0.6)
     augment: tuple[str, ...] = SPECTROGRAM_AUGMENTS  # which (rig.train.augment)
@@ -82,6 +83,10 @@ class GanSettings:
             raise ValueError(f"the EMA half-life must be above 0 kimg, got {self.ema_kimg:g}")
         if not self.ema_rampup >= 0:
             raise ValueError(f"the EMA ramp-up must be 0 (off) or above, got {self.ema_rampup:g}")
+        if not self.profile_weight >= 0:
+            raise ValueError(
+                f"the profile weight must be 0 (off) or above, got {self.profile_weight:g}"
+            )
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ def train_stylegan2(
     front = MelFrontEnd(audio.mel)
     front.set_statistics(stats["mean"], stats["std"])
     reals = front.normalize(mels)[:, None]  # [N, 1, n_mels, frames]
+    profile = reals.mean(dim=0, keepdim=True).to(device)  # [1, 1, n_mels, frames]
     G, D = Generator(cfg).to(device), Discriminator(cfg).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     ratio = settings.r1_every / (settings.r1_every + 1)
@@ -166,7 +172,7 @@ def train_stylegan2(
         def augment(x: torch.Tensor) -> torch.Tensor:
             return augment_spectrograms(x, p, grid_steps, front.std, settings.augment, rng)
 
-        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device, augment)
+        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device, augment, profile)
         if settings.adaptive and settings.augment_p > 0:
             ada.observe(losses["real_sign"], settings.batch)
         losses["augment_p"] = p
@@ -304,9 +310,12 @@ def _train_step(
     settings: GanSettings,
     device: torch.device,
     augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    profile: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One D step (with lazy R1 every ``r1_every``) and one G step; the discriminator sees
-    everything through ``augment`` (reals and fakes alike). Returns the losses."""
+    everything through ``augment`` (reals and fakes alike). ``profile``: the dataset's mean
+    normalised spectrogram ``[1, 1, n_mels, frames]``, for ``settings.profile_weight``. Returns
+    the losses."""
     batch, z_dim = real.shape[0], G.cfg.z_dim
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -344,18 +353,34 @@ def _train_step(
     with autocast:
         with torch.no_grad():
             G.mapping(torch.randn(batch, z_dim, device=device), track_beta=0.995)
-        g_loss = F.softplus(-D(augment(fake_batch())).float()).mean()
+        fake = fake_batch()
+        g_loss = F.softplus(-D(augment(fake)).float()).mean()
+    matched = _profile_loss(fake, profile) if profile is not None else g_loss.new_zeros(())
     opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    (g_loss + settings.profile_weight * matched).backward()
     opt_g.step()
     return {
         "d_loss": float(d_loss.detach()),
         "g_loss": float(g_loss.detach()),
+        "profile": float(matched.detach()),
         "r1": r1,
         "real_score": float(real_logits.detach().mean()),
         "real_sign": float(real_logits.detach().sign().mean()),
         "fake_score": float(fake_logits.detach().mean()),
     }
+
+
+def _profile_loss(fake: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between a batch's mean spectrogram and the dataset's, position
+    by position (``[B, 1, n_mels, frames]`` against ``[1, 1, n_mels, frames]``, normalised).
+
+    The discriminator hardly sees where in the loop a feature sits: it pools time down to a few
+    cells, and a narrow column reads as one more onset. A generator can thus keep a column the
+    data does not have at a fixed frame, e.g. the bright edge frames of the texture and pads
+    models trained on zero-padded segments, which the engine plays as a click at the loop
+    point. Matching the mean per frame and band (first moments, as in feature matching,
+    Salimans et al. 2016) pulls such a column to what the data has there."""
+    return (fake.float().mean(dim=0, keepdim=True) - profile).square().mean()
 
 
 def ema_keep(step: int, settings: GanSettings) -> float:
