@@ -40,7 +40,7 @@ from rig.train.augment import (
     augment_spectrograms,
 )
 from rig.train.average import blend_weights
-from rig.train.data import is_loop_analysed, load_dataset
+from rig.train.data import LOOP_ANALYSIS, load_dataset
 from rig.train.run import (
     Checkpointer,
     Schedule,
@@ -204,7 +204,7 @@ def _load_training_set(dataset: Path) -> tuple[torch.Tensor, LoopAudio, str]:
             f"{dataset} is not a prepared dataset (no dataset.json): run rig data prepare"
         )
     info = json.loads(summary.read_text())
-    if not is_loop_analysed(dataset):
+    if info.get("analysis") != LOOP_ANALYSIS:
         log.warning(
             "%s was prepared by an older rig, with zero padding at each segment's ends: a model "
             "trained on it learns a click at the loop point; prepare its sources again",
