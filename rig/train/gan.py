@@ -321,10 +321,10 @@ def _train_step(
 
     def fake_batch() -> torch.Tensor:
         z = torch.randn(batch, z_dim, device=device)
-        mix = (
-            torch.randn(batch, z_dim, device=device) if np.random.rand() < settings.mixing else None
-        )
-        layer = int(np.random.randint(1, G.cfg.num_ws)) if mix is not None else None
+        # torch's generator, not numpy's: a run seeded with torch.manual_seed repeats exactly
+        mixes = float(torch.rand(())) < settings.mixing
+        mix = torch.randn(batch, z_dim, device=device) if mixes else None
+        layer = int(torch.randint(1, G.cfg.num_ws, ())) if mixes else None
         return G(z, noise="random", mix_z=mix, mix_layer=layer)
 
     # Discriminator: softplus(D(fake)) + softplus(-D(real)).
