@@ -7,6 +7,8 @@ A loop model folder holds::
     generator.safetensors    EMA generator weights (incl. w_avg, const noise), mel mean/std
     vocoder.safetensors      vocoder weights (absent when "vocoder" names a shared folder)
     directions.safetensors   one unit vector [w_dim] per named direction
+    calibration.safetensors  optional (config "calibration"): "offset" [n_mels, frames], added
+                             to the generator's normalised output (rig.train.calibration)
     MODEL_CARD.md            data and licences, training, metrics, weaknesses
 
 ``"vocoder"`` is either a vocoder config (``{"type": "istft", ...}``) or the name of a sibling
@@ -50,6 +52,7 @@ from rig.release import (
 GENERATOR_FILE = "generator.safetensors"
 VOCODER_FILE = "vocoder.safetensors"
 DIRECTIONS_FILE = "directions.safetensors"
+CALIBRATION_FILE = "calibration.safetensors"
 CARD_FILE = "MODEL_CARD.md"
 
 
@@ -116,6 +119,9 @@ class LoopModel:
     folder: Path | None = None
     # The same mel read at the vocoder's output rate, for the mel projections after it.
     output_mel: MelFrontEnd | None = None
+    # [n_mels, frames] added to the generator's normalised output (None: nothing), fitted by
+    # rig train calibration to take a learnt column out of the loop point.
+    calibration: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.output_mel is None:
@@ -133,7 +139,17 @@ class LoopModel:
             module.to(device).eval().requires_grad_(False)
         for direction in self.directions.values():
             direction.vector = direction.vector.to(device)
+        if self.calibration is not None:
+            self.calibration = self.calibration.to(device)
         return self
+
+    def spectrogram(self, ws: torch.Tensor, noise: str = "const") -> torch.Tensor:
+        """``[B, w_dim]`` latents → ``[B, n_mels, frames]`` natural-log mel: the generator's
+        normalised output, calibrated, de-normalised with the dataset's mel statistics."""
+        spec = self.generator.synthesis(self.generator.broadcast(ws), noise)[:, 0].float()
+        if self.calibration is not None:
+            spec = spec + self.calibration
+        return self.mel.denormalize(spec)
 
 
 def new_loop_model(
@@ -220,6 +236,9 @@ def save_loop_model(model: LoopModel, folder: Path, card: str | None = None) -> 
     if model.shared_vocoder is None:
         write_tensors(folder, VOCODER_FILE, model.vocoder.state_dict())
     write_tensors(folder, DIRECTIONS_FILE, {n: d.vector for n, d in model.directions.items()})
+    if model.calibration is not None:
+        write_tensors(folder, CALIBRATION_FILE, {"offset": model.calibration})
+        config["calibration"] = {}
     write_text(folder, CARD_FILE, card or _default_card(model))
     write_config(folder, config)  # last: a folder without it is not a release folder yet
     return folder
@@ -280,7 +299,27 @@ def load_loop_model(folder: Path, device: str | torch.device = "cpu") -> LoopMod
                 f"{folder / DIRECTIONS_FILE}: {name!r} is not a finite [{gen_cfg.w_dim}] vector"
             )
         model.directions[name] = Direction(vector / vector.norm(), low, high, text)
+    if "calibration" in config:
+        model.calibration = read_calibration(folder, (audio.mel.n_mels, audio.frames))
     return model.ready(device)
+
+
+def read_calibration(folder: Path, shape: tuple[int, int]) -> torch.Tensor:
+    """A release folder's calibration offset, ``shape`` = (n_mels, frames).
+
+    Raises:
+        CheckpointError: the file is missing or unreadable, or not one finite tensor of
+            ``shape`` under "offset".
+    """
+    path = folder / CALIBRATION_FILE
+    tensors = _read_tensors(path)
+    _check_keys(path, {"offset"}, set(tensors), {})
+    offset = tensors["offset"].float()
+    if tuple(offset.shape) != shape or not torch.isfinite(offset).all():
+        raise CheckpointError(
+            f"{path}: the offset is {tuple(offset.shape)}, the config needs a finite {shape}"
+        )
+    return offset
 
 
 def load_vocoder_folder(folder: Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -150,8 +150,7 @@ def synthesize(
 ) -> torch.Tensor:
     """``[B, w_dim]`` latents → ``[B, samples]`` mono loops at the vocoder's rate (float32, no
     autocast), at ``bpm`` (None: the model's tempo; see :func:`render`)."""
-    spec = model.generator.synthesis(model.generator.broadcast(ws), noise)[:, 0].float()
-    mel = model.mel.denormalize(spec)
+    mel = model.spectrogram(ws, noise)
     return vocode_loops(model.vocoder, _output_mel(model), mel, **_timing(model, bpm))
 
 
@@ -193,8 +192,7 @@ def render(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with autocast(device, dtype):
-        spec = model.generator.synthesis(model.generator.broadcast(ws), noise)[:, 0].float()
-        mel = model.mel.denormalize(spec)
+        mel = model.spectrogram(ws, noise)
         _sync(device)
         seconds["synthesis"] = time.perf_counter() - start
         start = time.perf_counter()

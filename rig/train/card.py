@@ -1,8 +1,9 @@
 """``MODEL_CARD.md`` of a release folder, written from what its ``config.json`` records.
 
 ``rig export`` stores the training facts (``"training"``: data, licences, steps, wall time,
-hardware), ``rig eval`` the metrics (``"metrics"``) and ``rig train directions`` the checked
-directions; each of them then rewrites the card with :func:`refresh_card`, so it never goes stale.
+hardware), ``rig eval`` the metrics (``"metrics"``), ``rig train directions`` the checked
+directions and ``rig train calibration`` its fit (``"calibration"``); each of them then rewrites
+the card with :func:`refresh_card`, so it never goes stale.
 Notes a person writes go in ``"notes"`` (a list of lines) and are kept.
 """
 
@@ -30,6 +31,7 @@ def render_card(config: dict[str, Any]) -> str:
     ]
     lines += _what(config)
     lines += _training(config.get("training", {}))
+    lines += _calibration(config.get("calibration"))
     lines += _metrics(config.get("metrics", {}))
     lines += _directions(config.get("directions", {}))
     bars = shipping_bars(config)
@@ -166,6 +168,25 @@ def _training(training: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _calibration(calibration: dict[str, Any] | None) -> list[str]:
+    """The card's lines on ``rig train calibration`` (none for a model without it)."""
+    if calibration is None:
+        return []
+    if not calibration:
+        return ["## Calibration", "", "- a loop-point offset, not recorded how it was fitted", ""]
+    sizes = ", ".join(f"{t}: {v}" for t, v in calibration.get("mean_abs_offset", {}).items())
+    return [
+        "## Calibration",
+        "",
+        f"- loop point: at frames {calibration.get('frames')}, whose analysis windows reached "
+        "past the loop in data prepared by an older rig, the mean spectrogram's shape is matched "
+        f"to that of `{calibration.get('dataset')}` ({calibration.get('samples')} loops "
+        f"averaged, seed {calibration.get('seed')}; `rig train calibration`)",
+        f"- mean |offset| per frame, in normalised units: {sizes}",
+        "",
+    ]
 
 
 def _data_lines(lead: str, data: dict[str, Any]) -> list[str]:

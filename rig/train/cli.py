@@ -150,6 +150,15 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     directions.add_argument("--samples", type=int, default=512, help="loops generated to fit on")
     directions.add_argument("--components", type=int, default=3, help="PCA directions kept")
     directions.add_argument("--seed", type=int, default=0)
+    calibration = train_sub.add_parser(
+        "calibration", help="take a learnt click out of a model's loop point (see its docs)"
+    )
+    calibration.add_argument("model", type=Path, help="a model release folder")
+    calibration.add_argument(
+        "--data", type=Path, required=True, help="the prepared (loop-analysed) dataset it learnt"
+    )
+    calibration.add_argument("--samples", type=int, default=1024, help="loops averaged")
+    calibration.add_argument("--seed", type=int, default=1)
     lora = train_sub.add_parser("lora", help="LoRA fine-tuning of Stable Audio Open")
     lora.add_argument("data", type=Path, help="CSV (file,caption) or JSONL of recordings")
     lora.add_argument("--base", type=Path, required=True, help="the base pipeline folder")
@@ -254,12 +263,13 @@ def cmd_data(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> int:
-    """``rig train stylegan2|melgan|vocoder|directions|lora``."""
+    """``rig train stylegan2|melgan|vocoder|directions|calibration|lora``."""
     handler = {
         "stylegan2": _train_stylegan2,
         "melgan": _train_vocoder,
         "vocoder": _train_vocoder,
         "directions": _train_directions,
+        "calibration": _train_calibration,
         "lora": _train_lora,
     }[args.train_command]
     return handler(args, config)
@@ -324,6 +334,17 @@ def _train_directions(args: argparse.Namespace, config: Config) -> int:
     report = fit_directions(args.model, args.samples, args.components, args.seed)
     for name, line in report.items():
         print(f"{name}: {line}", file=sys.stderr)
+    print(args.model)
+    return 0
+
+
+def _train_calibration(args: argparse.Namespace, config: Config) -> int:
+    from rig.train.calibration import fit_calibration
+
+    _positive(samples=args.samples)
+    section = fit_calibration(args.model, args.data, args.samples, args.seed)
+    for frame, size in section["mean_abs_offset"].items():
+        print(f"frame {frame}: mean |offset| {size} (normalised units)", file=sys.stderr)
     print(args.model)
     return 0
 
