@@ -239,6 +239,8 @@ def save_loop_model(model: LoopModel, folder: Path, card: str | None = None) -> 
     if model.calibration is not None:
         write_tensors(folder, CALIBRATION_FILE, {"offset": model.calibration})
         config["calibration"] = {}
+    else:  # e.g. a new export over a calibrated folder: the offset was the old weights'
+        (folder / CALIBRATION_FILE).unlink(missing_ok=True)
     write_text(folder, CARD_FILE, card or _default_card(model))
     write_config(folder, config)  # last: a folder without it is not a release folder yet
     return folder

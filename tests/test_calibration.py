@@ -14,7 +14,13 @@ from test_training import tiny_dataset
 from tiny_models import TINY_AUDIO, write_tiny_model
 
 from rig import cli
-from rig.loop_model import CALIBRATION_FILE, CheckpointError, LoopAudio, load_loop_model
+from rig.loop_model import (
+    CALIBRATION_FILE,
+    CheckpointError,
+    LoopAudio,
+    load_loop_model,
+    save_loop_model,
+)
 from rig.nn.mel import MelSpec
 from rig.synthesis import render
 from rig.train.calibration import edge_frames, edge_offset, fit_calibration
@@ -79,6 +85,12 @@ def test_calibration_matches_the_edges_and_travels_with_the_model(
     calibrated, plain = (render(m, ws[:2], 0.5).spectrogram for m in (model, before))
     assert (calibrated[:, [0, 1, 255]] != plain[:, [0, 1, 255]]).all()
     assert (calibrated[:, 2:255] == plain[:, 2:255]).all()  # the engine renders through it
+
+    save_loop_model(model, tmp_path / "copy")  # a saved model keeps its offset
+    assert torch.equal(load_loop_model(tmp_path / "copy").calibration, model.calibration)
+    save_loop_model(before, folder)  # new weights over it (rig export): the old offset goes
+    assert not (folder / CALIBRATION_FILE).exists()
+    assert load_loop_model(folder).calibration is None
 
 
 def test_calibration_refuses_old_data_and_loading_checks_the_file(
