@@ -33,18 +33,9 @@ SHIP_FD_RATIO = 0.5
 RAW_NETWORK_TARGET = "the network alone beats Griffin-Lim"
 
 
-# Models that still click at the loop point, measured when the clicks were first counted
-# (2026-12-01): they learnt the bright edge frames of the zero-padded analysis that `rig data
-# prepare` used before. Their cards say "NOT met"; a model leaves this set when a retrained one
-# that meets the bar replaces it, and this test then insists it is taken off.
-KNOWN_CLICKS = {"texture"}
-SEAM_BAR = "no more hard edges at the loop point"
-
-
 def unmet(config: dict) -> list[tuple[str, bool, str]]:
     """The bars not met, except an FD-ratio target missed by a model still under
-    :data:`SHIP_FD_RATIO`, :data:`RAW_NETWORK_TARGET` and the loop-point bar of
-    :data:`KNOWN_CLICKS`."""
+    :data:`SHIP_FD_RATIO` and :data:`RAW_NETWORK_TARGET`."""
     ratio = config.get("metrics", {}).get("fd_ratio", 1.0)
     return [
         bar
@@ -52,7 +43,6 @@ def unmet(config: dict) -> list[tuple[str, bool, str]]:
         if not bar[1]
         and not (bar[0].startswith("feature FD") and ratio <= SHIP_FD_RATIO)
         and not bar[0].startswith(RAW_NETWORK_TARGET)
-        and not (bar[0].startswith(SEAM_BAR) and config.get("name") in KNOWN_CLICKS)
     ]
 
 
@@ -83,9 +73,8 @@ def test_each_loop_model_loads_strictly_and_met_every_bar(name: str) -> None:
     config = json.loads((SHIPPED / name / "config.json").read_text())
     assert set(config["directions"]) >= NAMED_DIRECTIONS
     bars = shipping_bars(config)
+    # vocoder, FD, the loop point (no click), one per named direction: all met
     assert len(bars) == 3 + len(NAMED_DIRECTIONS) and unmet(config) == [], bars
-    (seam,) = [ok for what, ok, _ in bars if what.startswith(SEAM_BAR)]
-    assert seam == (name not in KNOWN_CLICKS)  # a fixed model leaves the list
 
 
 @pytest.mark.parametrize(
