@@ -26,6 +26,7 @@ same way instead pulled the FD ratio to 0.562: the data's mean beat pattern is n
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ def _generated_mean(model: LoopModel, samples: int, seed: int) -> torch.Tensor:
     return total / samples
 
 
-def _dataset_mean(dataset: Path, audio: LoopAudio, normalize: Any) -> torch.Tensor:
+def _dataset_mean(
+    dataset: Path, audio: LoopAudio, normalize: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """The mean normalised spectrogram ``[n_mels, frames]`` of a prepared, loop-analysed
     dataset made for ``audio``."""
     summary = dataset / "dataset.json"
