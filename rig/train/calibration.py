@@ -4,9 +4,10 @@ Before ``rig data prepare`` analysed segments as loops (:data:`rig.train.data.LO
 first and last mel frames of every training segment came from analysis windows that reached past
 the segment into zero padding; they were brighter than the frames inside. A generator trained
 on them makes that bright column at the same frames, and the circular vocoder plays it as a
-click at the loop point (the shipped texture model: 21 % of its loops, against 9 % at a beat
-line). Training again on loop-analysed data takes the generator's average a long way off it
-(restarts measured in ``scripts/train-defaults.sh``); calibration removes the column directly.
+click at the loop point (the texture model shipped before: 21 % of its loops, against 9 % at a
+beat line). Restarts on loop-analysed data took the column out of a run's last weights but not
+out of their moving average (measured in ``scripts/train-defaults.sh``); calibration removes it
+from any export.
 
 The column is a shift of the *mean* spectrogram at a few fixed frames, so the offset is the
 difference of two means, at those frames alone:
@@ -18,8 +19,8 @@ with ``d`` the loop-analysed dataset's mean normalised spectrogram, ``g`` the mo
 ``samples`` latents (ψ = 1, the engine's constant noise), both ``[n_mels, frames]``, and
 ``edges`` the frames whose analysis window (``n_fft`` wide, centred) reached past the loop's
 ends: the shape of each edge frame's spectrum relative to the loop's average becomes the data's.
-Measured on the shipped texture model (200 loops of ``rig eval``, seed 0): loop-point edges
-21.0 % → 3.5 %, beat lines 9.0 % unchanged, FD ratio 0.416 → 0.409. Correcting every frame the
+Measured on that texture model with ``rig eval`` (200 loops, seed 0): loop-point edges 21.0 % →
+2.5 %, beat lines 9.0 % → 9.1 %, FD ratio 0.416 → 0.409. Correcting every frame the
 same way instead pulled the FD ratio to 0.562: the data's mean beat pattern is not every loop's.
 """
 
