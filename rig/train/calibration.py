@@ -26,7 +26,6 @@ same way instead pulled the FD ratio to 0.562: the data's mean beat pattern is n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import torch
 from rig.loop_model import CALIBRATION_FILE, LoopAudio, LoopModel, load_loop_model
 from rig.release import update_config, write_tensors
 from rig.train.card import refresh_card
-from rig.train.data import is_loop_analysed, load_dataset
+from rig.train.data import LOOP_ANALYSIS, load_dataset, read_summary
 from rig.train.run import TrainError
 
 BATCH = 64  # latents per generator call
@@ -126,16 +125,14 @@ def _dataset_mean(
 ) -> torch.Tensor:
     """The mean normalised spectrogram ``[n_mels, frames]`` of a prepared, loop-analysed
     dataset made for ``audio``."""
-    summary = dataset / "dataset.json"
-    if not summary.is_file():
-        raise TrainError(f"{dataset} is not a prepared dataset (no dataset.json)")
-    if not is_loop_analysed(dataset):
+    summary = read_summary(dataset)
+    if summary.get("analysis") != LOOP_ANALYSIS:
         raise TrainError(
             f"{dataset} was prepared by an older rig: its edge frames hold the very column "
             "calibration takes out. Prepare its sources again (rig data prepare, or rig data "
             "demo for the demo corpus) and calibrate against that"
         )
-    theirs = LoopAudio.from_dict(json.loads(summary.read_text(encoding="utf-8"))["audio"])
+    theirs = LoopAudio.from_dict(summary["audio"])
     if theirs != audio:
         raise TrainError(f"{dataset} was prepared for {theirs}, the model makes {audio}")
     mels, _ = load_dataset(dataset)

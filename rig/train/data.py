@@ -30,6 +30,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import safetensors.torch
@@ -39,6 +40,7 @@ from rig.loop_model import LoopAudio
 from rig.loops import LoopError, read_audio, resample, seamless_cut, stretch
 from rig.nn.mel import MelFrontEnd
 from rig.release import write_array, write_tensors, write_text
+from rig.train.run import TrainError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg"}
 FINGERPRINT = (16, 32)  # mel bins × frames of the duplicate fingerprint
@@ -248,10 +250,23 @@ def _check_analysis(out: Path) -> None:
         )
 
 
+def read_summary(folder: Path) -> dict[str, Any]:
+    """A prepared dataset's ``dataset.json``.
+
+    Raises:
+        TrainError: ``folder`` has none.
+    """
+    summary = folder / "dataset.json"
+    if not summary.is_file():
+        raise TrainError(
+            f"{folder} is not a prepared dataset (no dataset.json): run rig data prepare"
+        )
+    return dict(json.loads(summary.read_text(encoding="utf-8")))
+
+
 def is_loop_analysed(folder: Path) -> bool:
     """Whether a prepared dataset's segments were analysed as loops (see :data:`LOOP_ANALYSIS`)."""
-    summary = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
-    return summary.get("analysis") == LOOP_ANALYSIS
+    return read_summary(folder).get("analysis") == LOOP_ANALYSIS
 
 
 def _finished_sources(manifest: Path) -> set[str]:

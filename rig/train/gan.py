@@ -40,7 +40,7 @@ from rig.train.augment import (
     augment_spectrograms,
 )
 from rig.train.average import blend_weights
-from rig.train.data import LOOP_ANALYSIS, load_dataset
+from rig.train.data import LOOP_ANALYSIS, load_dataset, read_summary
 from rig.train.run import (
     Checkpointer,
     Schedule,
@@ -198,12 +198,7 @@ def train_stylegan2(
 def _load_training_set(dataset: Path) -> tuple[torch.Tensor, LoopAudio, str]:
     """A prepared dataset's segments ``[N, n_mels, frames]``, audio settings and material (its
     statistics are the run's own copy, read by :func:`train_stylegan2`)."""
-    summary = dataset / "dataset.json"
-    if not summary.is_file():
-        raise TrainError(
-            f"{dataset} is not a prepared dataset (no dataset.json): run rig data prepare"
-        )
-    info = json.loads(summary.read_text())
+    info = read_summary(dataset)
     if info.get("analysis") != LOOP_ANALYSIS:
         log.warning(
             "%s was prepared by an older rig, with zero padding at each segment's ends: a model "

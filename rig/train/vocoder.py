@@ -49,7 +49,7 @@ from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder
 from rig.release import CheckpointError
 from rig.train.augment import augment_audio
 from rig.train.average import WeightAverage
-from rig.train.data import dataset_audio
+from rig.train.data import dataset_audio, read_summary
 from rig.train.run import (
     Checkpointer,
     Schedule,
@@ -223,10 +223,7 @@ def _common_audio(datasets: list[Path]) -> LoopAudio:
         raise TrainError("give at least one prepared dataset")
     configs = {}
     for folder in datasets:
-        summary = folder / "dataset.json"
-        if not summary.is_file():
-            raise TrainError(f"{folder} is not a prepared dataset (no dataset.json)")
-        configs[folder] = LoopAudio.from_dict(json.loads(summary.read_text())["audio"])
+        configs[folder] = LoopAudio.from_dict(read_summary(folder)["audio"])
     first = next(iter(configs.values()))
     odd = [str(f) for f, c in configs.items() if c.mel != first.mel]
     if odd:
