@@ -27,6 +27,7 @@ from rig import cli
 from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
+from rig.engines.gan_kind import TRUNCATION
 from rig.loop_model import load_loop_model
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
@@ -480,7 +481,10 @@ def test_full_band_eval_on_recorded_loops_with_a_listening_report(
                 "inband_mel_distance",
             ):
                 assert np.isfinite(metrics[f"{prefix}{name}_{metric}"])
-    assert np.isfinite(metrics["fd_ratio"])
+    assert np.isfinite(metrics["fd_ratio"]) and metrics["engine_truncation"] == TRUNCATION == 0.8
+    played = metrics["engine_fd_generated"]  # the same latents pulled toward w_avg: other loops
+    assert np.isfinite(played) and played != metrics["fd_generated"]
+    assert metrics["engine_fd_ratio"] == round(played / metrics["fd_shuffled_frames"], 3)
     stored = json.loads((folder / "config.json").read_text())["metrics"]
     assert stored["recorded vocoder_mel_distance"] == metrics["recorded vocoder_mel_distance"]
     page = (tmp_path / "page" / "index.html").read_text()
@@ -695,6 +699,14 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     drums = {"material": "drums", "metrics": {"fd_ratio": 0.25}}
     assert shipping_bars(drums) == [
         ("feature FD at most 25% of the shuffled-frame baseline", True, "ratio 0.25")
+    ]
+    drums["metrics"] |= {"fd_ratio": 0.26, "engine_fd_ratio": 0.24, "engine_truncation": 0.8}
+    assert shipping_bars(drums) == [  # the bar stays on ψ = 1; the played figure is told beside
+        (
+            "feature FD at most 25% of the shuffled-frame baseline",
+            False,
+            "ratio 0.26; 0.24 as the engine plays it, at ψ 0.8",
+        )
     ]
     measured = {"vocoder": (0.2, 1.1), "vocoder_raw": (0.3, 1.5), "griffin_lim": (0.25, 1.2)}
     recorded = {

@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from rig.config import Config
     from rig.takes import Take
 
+TRUNCATION = 0.8  # the truncation ψ a take is played at until the performer moves it
 CORE_PARAMS = (
     Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
     Param("variation", 0.0, 1.0, 0.15, "square", "spread of the four latents around w"),
     Param("spread", 0.0, 1.0, 0.7, doc="stereo width of the four latents (0 = mono)"),
-    Param("truncation", 0.0, 1.5, 0.8, doc="ψ: pull toward the average loop (<1) or away (>1)"),
+    Param(
+        "truncation", 0.0, 1.5, TRUNCATION, doc="ψ: pull toward the average loop (<1) or away (>1)"
+    ),
 )
 
 
