@@ -40,8 +40,9 @@ if [[ $STAGE == all || $STAGE == vocoder ]]; then
     # 14 000 steps of reconstruction losses, the learning rate falling by a half cosine from step
     # 6 000 to 14 000 (52 min on one core). Measured 2026-11-30: on the recorded loops the
     # network alone went 0.271 -> 0.233 (Griffin-Lim 0.237), the engine's path 0.186 -> 0.185;
-    # but generated loops measure worse through it (FD ratio drums 0.302 against 0.294, bass
-    # 0.185 against 0.181), so it is not shipped until the five models measure no worse (a step
+    # but generated loops measure worse through it (FD ratio, 2026-12-01: drums 0.278 against
+    # 0.269, bass 0.185 / 0.181, pads 0.266 / 0.261, texture 0.368 / 0.347, organic 0.418 /
+    # 0.412), so it is not shipped until the five models measure no worse (a step
     # with the discriminators takes ~2 s, 20x a reconstruction step, and did not help the
     # network alone).
     $RIG train vocoder "$CORPUS"/{drums,bass,pads,melody,texture,organic} --out "$RUNS/vocoder-ft" \
