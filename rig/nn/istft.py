@@ -27,6 +27,16 @@ class IstftConfig:
     mlp_ratio: int = 3  # hidden size of each block's MLP, in multiples of dim
     upsample: int = 1  # output rate ÷ the mel's rate (2: 24 kHz mels → 48 kHz, full band)
     type: str = "istft"
+    # The head's cap on the magnitudes it predicts (None: ``n_fft / 2``, see ``magnitude_cap``).
+    # Vocoders saved before this field were trained under a cap of 100 and keep it.
+    max_magnitude: float | None = None
+
+    @property
+    def magnitude_cap(self) -> float:
+        """The largest STFT magnitude the head may write. ``n_fft / 2`` by default: what a
+        full-scale DC reaches with a Hann window of that size, so no signal within ±1 is cut
+        (a full-scale sine reaches ``n_fft / 4``)."""
+        return self.max_magnitude if self.max_magnitude is not None else self.n_fft / 2
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form (config.json ``vocoder`` section)."""
@@ -76,7 +86,7 @@ class IstftVocoder(nn.Module):
             x = block(x)
         x = self.head(self.final_norm(x.transpose(1, 2)).float()).transpose(1, 2)
         log_mag, phase = x.chunk(2, dim=1)  # [B, n_fft/2+1, frames] each
-        spectrum = torch.polar(torch.exp(log_mag).clamp(max=100.0), phase)
+        spectrum = torch.polar(torch.exp(log_mag).clamp(max=self.cfg.magnitude_cap), phase)
         audio = torch.istft(
             spectrum,
             self.cfg.n_fft,

@@ -14,6 +14,10 @@ from rig.nn.melgan import MelGANConfig, MelGANGenerator
 
 VocoderConfig = IstftConfig | MelGANConfig
 VOCODER_TYPES = {"istft": IstftConfig, "melgan": MelGANConfig}
+# The magnitude cap of iSTFT vocoders saved before ``IstftConfig.max_magnitude`` existed. At the
+# full-band vocoder's n_fft of 3000 it cut every bin above a sine of amplitude 0.13: the loud lows
+# of bass and kick drums (measured 2026-12-01: 28 % of held-out bass frames had such bins).
+LEGACY_MAX_MAGNITUDE = 100.0
 
 
 def vocoder_config(data: Mapping[str, Any]) -> VocoderConfig:
@@ -31,7 +35,16 @@ def vocoder_config(data: Mapping[str, Any]) -> VocoderConfig:
     if unknown:
         raise ValueError(f"unknown {kind} vocoder fields: {', '.join(unknown)}")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    if cls is IstftConfig:
+        fields.setdefault("max_magnitude", LEGACY_MAX_MAGNITUDE)
     return cls(**fields)
+
+
+def for_training(cfg: VocoderConfig) -> VocoderConfig:
+    """The config a new run trains ``cfg``'s weights with: the same shape, and an iSTFT head
+    capped where no real signal is (a fine-tune of a vocoder saved under the old cap of 100
+    learns the loud lows it could not write)."""
+    return dataclasses.replace(cfg, max_magnitude=None) if isinstance(cfg, IstftConfig) else cfg
 
 
 def vocoder_hop(cfg: VocoderConfig) -> int:

@@ -45,7 +45,13 @@ from rig.loop_model import LoopAudio, load_vocoder_folder
 from rig.nn.istft import IstftConfig
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANConfig, MultiScaleDiscriminator
-from rig.nn.vocoder import VocoderConfig, build_vocoder, vocoder_config, vocoder_upsample
+from rig.nn.vocoder import (
+    VocoderConfig,
+    build_vocoder,
+    for_training,
+    vocoder_config,
+    vocoder_upsample,
+)
 from rig.release import CheckpointError
 from rig.train.augment import augment_audio
 from rig.train.average import WeightAverage
@@ -155,7 +161,7 @@ def train_vocoder(
             raise TrainError(
                 f"--init {init}: made for {start.mel}, the datasets have {audio_cfg.mel}"
             )
-        config = start.config
+        config = for_training(start.config)
     upsample = settings.upsample if kind == "istft" else 1
     cfg = _run_config(
         out,
