@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import librosa
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from rig.nn.istft import IstftVocoder
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.melgan import MelGANGenerator, MultiScaleDiscriminator, remove_weight_norm
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
-from rig.nn.vocoder import build_vocoder, vocoder_config
+from rig.nn.vocoder import build_vocoder, for_training, vocoder_config
 
 
 @pytest.fixture
@@ -84,6 +86,35 @@ def test_vocoders_make_exactly_frames_times_hop(cfg) -> None:
     with torch.no_grad():
         audio = vocoder(mel)
     assert audio.shape == (2, 1, 37 * 125) and torch.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("cap", [None, 100.0], ids=["default", "saved-before"])
+def test_the_istft_head_writes_loud_lows_up_to_its_cap(cap: float | None) -> None:
+    """A head asking for magnitude 200 in one low bin gets it under the default cap (n_fft / 2
+    = 250); a vocoder saved under the old cap of 100 writes half of it."""
+    cfg = dataclasses.replace(TINY_ISTFT, max_magnitude=cap)
+    vocoder = IstftVocoder(cfg).eval()
+    bins, k = cfg.n_fft // 2 + 1, 4  # 4 turns per window, one per hop: phase 0 is one sine
+    with torch.no_grad():
+        vocoder.head.weight.zero_()
+        vocoder.head.bias.zero_()
+        vocoder.head.bias[:bins] = -30.0  # log magnitude: silence, phase 0 everywhere
+        vocoder.head.bias[k] = float(np.log(200.0))
+        audio = vocoder(torch.zeros(1, cfg.n_mels, 40))[0, 0, cfg.n_fft : -cfg.n_fft]
+    written = min(200.0, cfg.magnitude_cap)
+    # A lone bin of magnitude M is a cosine of 2M / n_fft per frame; the window-normalised
+    # overlap-add (Hann at hop n_fft / 4: Σw = 2, Σw² = 3/2) scales it by 4/3.
+    amplitude = 2 * written / cfg.n_fft * 4 / 3
+    assert cfg.magnitude_cap == (cfg.n_fft / 2 if cap is None else cap)
+    assert float(audio.abs().max()) == pytest.approx(amplitude, rel=0.02)
+
+
+def test_vocoder_configs_saved_before_the_cap_keep_the_cap_they_were_trained_under() -> None:
+    saved_before = {k: v for k, v in TINY_ISTFT.to_dict().items() if k != "max_magnitude"}
+    assert vocoder_config(saved_before).magnitude_cap == 100.0
+    assert vocoder_config(TINY_ISTFT.to_dict()) == TINY_ISTFT  # None: n_fft / 2
+    assert for_training(vocoder_config(saved_before)) == TINY_ISTFT
+    assert for_training(TINY_MELGAN) == TINY_MELGAN
 
 
 def test_melgan_weight_norm_folds_without_changing_the_output() -> None:

@@ -28,10 +28,11 @@ from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
 from rig.engines.gan_kind import TRUNCATION
-from rig.loop_model import load_loop_model
+from rig.loop_model import load_loop_model, load_vocoder_folder
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.stylegan2 import Discriminator, Generator
+from rig.nn.vocoder import LEGACY_MAX_MAGNITUDE
 from rig.prompt import parse_prompt
 from rig.train.average import WeightAverage
 from rig.train.card import render_card, shipping_bars
@@ -378,9 +379,14 @@ def test_a_vocoder_run_can_start_from_a_shipped_vocoder_or_a_run(
         found = safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
         return {k.removeprefix(prefix): v for k, v in found.items() if k.startswith(prefix)}
 
+    saved_before = json.loads((shipped / "config.json").read_text())  # before the cap's field:
+    del saved_before["vocoder"]["max_magnitude"]  # its weights were trained under a cap of 100
+    (shipped / "config.json").write_text(json.dumps(saved_before))
+    assert load_vocoder_folder(shipped).cfg.magnitude_cap == LEGACY_MAX_MAGNITUDE == 100.0
     tuned = train_vocoder([data[0]], tmp_path / "tuned", "istft", still, init=shipped)
     weights = safetensors.torch.load_file(str(shipped / "vocoder.safetensors"))
-    assert json.loads((tuned / "config.json").read_text())["vocoder"] == TINY_ISTFT.to_dict()
+    trained_with = json.loads((tuned / "config.json").read_text())["vocoder"]
+    assert trained_with == TINY_ISTFT.to_dict() and trained_with["max_magnitude"] is None
     for prefix in ("vocoder/", "vocoder_average/average."):  # a zero learning rate keeps them
         assert tensors(tuned, prefix).keys() == weights.keys()
         assert all(torch.equal(tensors(tuned, prefix)[k], v) for k, v in weights.items())
