@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 CURVES = ("linear", "square")
+# The GAN engine's truncation ψ until the performer moves it; ``rig eval`` measures there too.
+TRUNCATION = 0.8
 
 
 class ParamError(ValueError):

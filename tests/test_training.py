@@ -27,12 +27,12 @@ from rig import cli
 from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
-from rig.engines.gan_kind import TRUNCATION
 from rig.loop_model import load_loop_model, load_vocoder_folder
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.stylegan2 import Discriminator, Generator
 from rig.nn.vocoder import LEGACY_MAX_MAGNITUDE
+from rig.params import TRUNCATION
 from rig.prompt import parse_prompt
 from rig.train.average import WeightAverage
 from rig.train.card import render_card, shipping_bars

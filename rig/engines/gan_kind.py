@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rig.engines.base import EngineKind
-from rig.params import Param
+from rig.params import TRUNCATION, Param
 from rig.release import CheckpointError, directions_of, find_model_folders, read_config
 
 if TYPE_CHECKING:
     from rig.config import Config
     from rig.takes import Take
 
-TRUNCATION = 0.8  # the truncation ψ a take is played at until the performer moves it
 CORE_PARAMS = (
     Param("morph", 0.0, 1.0, 0.35, doc="how far each generation moves w toward its target"),
     Param("variation", 0.0, 1.0, 0.15, "square", "spread of the four latents around w"),

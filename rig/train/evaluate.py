@@ -54,11 +54,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rig.engines.gan_kind import TRUNCATION
 from rig.loop_model import LoopModel, load_loop_model, load_vocoder_folder
 from rig.loops import LoopError, read_audio, resample
 from rig.nn.mel import MelFrontEnd, MelSpec
 from rig.nn.vocoder import vocoder_config, vocoder_upsample
+from rig.params import TRUNCATION
 from rig.release import read_config, update_config
 from rig.synthesis import WRAP_FRAMES, synthesize, vocode_loops
 from rig.train.card import refresh_card
