@@ -41,6 +41,7 @@ from rig.train.directions import (
     RIDGE_GRID,
     FittedDirection,
     check_direction,
+    check_directions,
     choose_ridge,
     principal_directions,
     regression_direction,
@@ -597,6 +598,7 @@ def test_cli_train_directions_and_eval(
     assert set(config["directions"]) == {"complexity", "bass", "brightness", "pc1", "pc2"}
     assert config["directions"]["brightness"]["check"]["feature"] == "centroid"
     assert load_loop_model(models / "d").directions["pc1"].vector.norm() == pytest.approx(1.0)
+    _check_keeps_the_directions(models / "d", config)
     bad = subprocess.run(  # the console entry point's exit code and message
         [
             sys.executable,
@@ -613,6 +615,36 @@ def test_cli_train_directions_and_eval(
         timeout=120,
     )
     assert bad.returncode == 1 and "is not a prepared dataset" in bad.stderr
+
+
+def _check_keeps_the_directions(folder: Path, fitted: dict) -> None:
+    """``rig train directions --check`` on a fitted folder whose stored checks were spoilt:
+    the vectors and ranges stay bit for bit, the checks are measured again (the fit's own values,
+    on the same latents)."""
+    vectors = safetensors.torch.load_file(str(folder / "directions.safetensors"))
+    spoilt = json.loads((folder / "config.json").read_text())
+    for entry in spoilt["directions"].values():
+        if "check" in entry:
+            entry["check"].update(change=-1.0, rises=0.0)
+    (folder / "config.json").write_text(json.dumps(spoilt))
+    assert cli.main(["train", "directions", str(folder), "--samples", "24", "--check"]) == 0
+    checked = json.loads((folder / "config.json").read_text())["directions"]
+    assert checked.keys() == fitted["directions"].keys()
+    for name, entry in fitted["directions"].items():
+        assert checked[name]["range"] == entry["range"]
+        if "check" in entry:
+            ours, theirs = checked[name]["check"], entry["check"]
+            assert ours["feature"] == theirs["feature"] and ours["rises"] == theirs["rises"]
+            assert ours["change"] == pytest.approx(theirs["change"], rel=1e-4)
+    again = safetensors.torch.load_file(str(folder / "directions.safetensors"))
+    assert again.keys() == vectors.keys()
+    assert all(torch.equal(again[name], vectors[name]) for name in vectors)
+    assert "rising on" in (folder / "MODEL_CARD.md").read_text()
+    spoilt["directions"] = {}
+    (folder / "config.json").write_text(json.dumps(spoilt))
+    (folder / "directions.safetensors").unlink()
+    with pytest.raises(TrainError, match="has no directions to check"):
+        check_directions(folder)
 
 
 def test_direction_fitting_recovers_a_planted_direction() -> None:

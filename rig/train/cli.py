@@ -150,6 +150,12 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
     directions.add_argument("--samples", type=int, default=512, help="loops generated to fit on")
     directions.add_argument("--components", type=int, default=3, help="PCA directions kept")
     directions.add_argument("--seed", type=int, default=0)
+    directions.add_argument(
+        "--check",
+        action="store_true",
+        help="keep the stored directions; check them again as the model now plays (e.g. "
+        "through another vocoder), on the latents a fit of --samples checks them on",
+    )
     calibration = train_sub.add_parser(
         "calibration", help="take a learnt click out of a model's loop point (see its docs)"
     )
@@ -328,10 +334,13 @@ def _train_vocoder(args: argparse.Namespace, config: Config) -> int:
 
 
 def _train_directions(args: argparse.Namespace, config: Config) -> int:
-    from rig.train.directions import fit_directions
+    from rig.train.directions import check_directions, fit_directions
 
     _positive(samples=args.samples)
-    report = fit_directions(args.model, args.samples, args.components, args.seed)
+    if args.check:
+        report = check_directions(args.model, args.samples, args.seed)
+    else:
+        report = fit_directions(args.model, args.samples, args.components, args.seed)
     for name, line in report.items():
         print(f"{name}: {line}", file=sys.stderr)
     print(args.model)

@@ -14,6 +14,10 @@
 
 The model folder's ``directions.safetensors`` and the ``directions`` section of its ``config.json``
 are replaced; everything else is left as it is.
+
+``--check`` keeps the stored directions and checks them again, as the model now plays (after it
+was moved to another vocoder, say), on the latents a fit of ``samples`` would check them on: a
+performer's knobs keep doing what they did, and the card says how well they still do it.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rig.loop_model import DIRECTIONS_FILE, load_loop_model
+from rig.loop_model import DIRECTIONS_FILE, LoopModel, load_loop_model
 from rig.release import update_config, write_tensors
 from rig.train.card import refresh_card
 from rig.train.features import NAMED_FEATURES
+from rig.train.run import TrainError
 
 Renderer = Callable[[torch.Tensor], np.ndarray]  # [B, w_dim] → [B, samples] mono audio
 Feature = Callable[[np.ndarray, int], float]
@@ -165,22 +170,10 @@ def fit_directions(
 ) -> dict[str, str]:
     """Fit, check and store the directions of the model in ``folder``; returns one line per
     direction saying what it does."""
-    from rig.synthesis import synthesize
-
     model = load_loop_model(folder)
     model.directions = {}
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(samples + CHECK_LATENTS, model.generator.cfg.z_dim, generator=rng)
-    with torch.no_grad():
-        all_ws = model.generator.mapping(z)
-    ws, check_ws = all_ws[:samples], all_ws[samples:]
-
-    @torch.no_grad()
-    def render(batch: torch.Tensor) -> np.ndarray:
-        return np.concatenate([synthesize(model, part).numpy() for part in batch.split(32)])
-
-    rate = model.audio.mel.sr
-    fitted = fit_named(render, ws, check_ws, rate)
+    ws, check_ws = _latents(model, samples, seed)
+    fitted = fit_named(_renderer(model), ws, check_ws, model.audio.mel.sr)
     for index, (vector, std, share) in enumerate(principal_directions(ws, components), 1):
         fitted[f"pc{index}"] = FittedDirection(
             vector,
@@ -190,6 +183,54 @@ def fit_directions(
         )
     _store(folder, fitted)
     return {name: _summary(d) for name, d in fitted.items()}
+
+
+def check_directions(folder: Path, samples: int = 512, seed: int = 0) -> dict[str, str]:
+    """Check the named directions stored in ``folder`` again, unchanged, as the model now plays,
+    on the latents :func:`fit_directions` with ``samples`` and ``seed`` checks them on; store the
+    new checks. Returns one line per direction, as :func:`fit_directions` does.
+
+    Raises:
+        TrainError: the model has no directions to check.
+    """
+    model = load_loop_model(folder)
+    if not model.directions:
+        raise TrainError(f"{folder} has no directions to check: fit them first")
+    _, check_ws = _latents(model, samples, seed)
+    render, rate = _renderer(model), model.audio.mel.sr
+    kept = {}
+    for name, stored in model.directions.items():
+        direction = FittedDirection(stored.vector, stored.low, stored.high, stored.description)
+        if name in NAMED_FEATURES:
+            feature = NAMED_FEATURES[name][0]
+            direction.feature = feature.__name__
+            direction.change, direction.rises = check_direction(
+                render, check_ws, direction, feature, rate
+            )
+        kept[name] = direction
+    _list(folder, kept)  # the vectors on disk stay as they are
+    return {name: _summary(d) for name, d in kept.items()}
+
+
+def _latents(model: LoopModel, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``[samples, w_dim]`` latents a fit learns from and the ``[CHECK_LATENTS, w_dim]``
+    ones after them that every check uses."""
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(samples + CHECK_LATENTS, model.generator.cfg.z_dim, generator=rng)
+    with torch.no_grad():
+        all_ws = model.generator.mapping(z)
+    return all_ws[:samples], all_ws[samples:]
+
+
+def _renderer(model: LoopModel) -> Renderer:
+    """The model's mono loops for ``[B, w_dim]`` latents, as the engine's synthesis makes them."""
+    from rig.synthesis import synthesize
+
+    @torch.no_grad()
+    def render(batch: torch.Tensor) -> np.ndarray:
+        return np.concatenate([synthesize(model, part).numpy() for part in batch.split(32)])
+
+    return render
 
 
 def _summary(direction: FittedDirection) -> str:
@@ -206,6 +247,12 @@ def _store(folder: Path, fitted: dict[str, FittedDirection]) -> None:
     """Replace ``directions.safetensors`` and the ``directions`` of ``config.json``; refresh the
     card."""
     write_tensors(folder, DIRECTIONS_FILE, {name: d.vector for name, d in fitted.items()})
+    _list(folder, fitted)
+
+
+def _list(folder: Path, fitted: dict[str, FittedDirection]) -> None:
+    """Replace the ``directions`` of ``config.json`` (ranges, descriptions, checks); refresh the
+    card."""
     listed = {}
     for name, d in fitted.items():
         entry: dict[str, object] = {
