@@ -19,8 +19,8 @@ from rig.train.card import shipping_bars
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
 LOOP_MODELS = ("drums", "bass", "pads", "texture", "organic")
-# The shared vocoder each loop model plays through: the one its loops measured better through
-# (scripts/train-defaults.sh, the vocoder stage).
+# The shared vocoder each loop model plays through: the one it measured better through (FD ratio;
+# drums also on their air above 12 kHz; scripts/train-defaults.sh, the vocoder stage).
 VOCODER_OF = {
     "drums": "vocoder",
     "bass": "vocoder-tuned",
