@@ -114,6 +114,11 @@ declare -A VOCODER=([bass]=vocoder-tuned [organic]=vocoder-tuned)
 # fresh discriminator and --profile-weight 5: FD ratio 0.269 -> 0.197 (bar 0.25), as played
 # 0.26 -> 0.177, loop point 2.0 % (34.7 % at a beat line); its augmentation p fell to 0.06. Step
 # 700 was chosen on 245 other demo loops (FD 27.9 for the one shipped before, 24.0), shipped.
+# The same for texture (texture14, its 6 000 loops prepared again with the loop analysis) and
+# organic (organic13, 6 000 loops from rig data demo --materials organic --loops 6000) measured
+# worse in the steps tried: texture at step 500 0.416 on the held-out loops (shipped 0.347, though
+# 22.0 against 24.3 on its validation loops); organic's FD on 250 new validation loops 26.5 / 29.7
+# at steps 500 / 700 (shipped 19.2). Both stay on their 2 000 loops.
 # Measured on 2026-12-01 too: organic8, 1 400 steps from the shipped organic on its loop-analysed
 # loops with --profile-weight 5 and a fresh discriminator, calibrated: FD ratio 0.412 -> 0.375,
 # loop point 3.0 % -> 0.5 %; shipped. Its directions were fitted on 2 048 loops (512: bass 79 %
