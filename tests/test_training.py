@@ -492,6 +492,8 @@ def test_full_band_eval_on_recorded_loops_with_a_listening_report(
     played = metrics["engine_fd_generated"]  # the same latents pulled toward w_avg: other loops
     assert np.isfinite(played) and played != metrics["fd_generated"]
     assert metrics["engine_fd_ratio"] == round(played / metrics["fd_shuffled_frames"], 3)
+    low, high = metrics["fd_ratio_min"], metrics["fd_ratio_max"]  # three draws of latents
+    assert low <= metrics["fd_ratio"] <= high and low < high
     stored = json.loads((folder / "config.json").read_text())["metrics"]
     assert stored["recorded vocoder_mel_distance"] == metrics["recorded vocoder_mel_distance"]
     page = (tmp_path / "page" / "index.html").read_text()
@@ -565,6 +567,7 @@ def test_export_load_generate_and_eval(
     assert f"{segments} under CC0" in card and "griffin_lim_mel_distance" in card
     ratio_met = metrics["fd_ratio"] <= 0.25  # the drums bar
     assert f"{'met' if ratio_met else 'NOT met'}: feature FD at most 25%" in card
+    assert f"({metrics['fd_ratio_min']}-{metrics['fd_ratio_max']} over three draws" in card
     out = GanEngine(config).generate(
         Request(parse_prompt("techno"), "gan", seed=3), lambda *a: None
     )
@@ -746,6 +749,11 @@ def test_card_says_which_shipping_bars_are_met() -> None:
             "ratio 0.26; 0.24 as the engine plays it, at ψ 0.8",
         )
     ]
+    drums["metrics"] |= {"fd_ratio_min": 0.22, "fd_ratio_max": 0.27}  # the bar stays on seed 0's
+    assert shipping_bars(drums)[0][1:] == (
+        False,
+        "ratio 0.26 (0.22-0.27 over three draws of latents); 0.24 as the engine plays it, at ψ 0.8",
+    )
     measured = {"vocoder": (0.2, 1.1), "vocoder_raw": (0.3, 1.5), "griffin_lim": (0.25, 1.2)}
     recorded = {
         f"recorded {who}_{d}_distance": value

@@ -78,9 +78,12 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
     if "fd_ratio" in metrics:
         ratio, bar = metrics["fd_ratio"], fd_ratio_bar(config.get("material"))
         played = ""
+        if "fd_ratio_min" in metrics:
+            low, high = metrics["fd_ratio_min"], metrics["fd_ratio_max"]
+            played = f" ({low}-{high} over three draws of latents)"
         if "engine_fd_ratio" in metrics:
             psi = metrics["engine_truncation"]
-            played = f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
+            played += f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
         bars.append(
             (
                 f"feature FD at most {bar:.0%} of the shuffled-frame baseline",
