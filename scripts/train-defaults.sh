@@ -117,7 +117,8 @@ declare -A VOCODER=([bass]=vocoder-tuned [organic]=vocoder-tuned)
 # The same for texture (texture14, its 6 000 loops prepared again with the loop analysis) and
 # organic (organic13, 6 000 loops from rig data demo --materials organic --loops 6000) measured
 # worse in the steps tried: texture at step 500 0.416 on the held-out loops (shipped 0.347, though
-# 22.0 against 24.3 on its validation loops); organic's FD on 250 new validation loops 26.5 / 29.7
+# 22.0 against 24.3 on its validation loops: those were other latents, not other loops, see
+# README and fd_ratio_min / _max); organic's FD on 250 new validation loops 26.5 / 29.7
 # at steps 500 / 700 (shipped 19.2). Both stay on their 2 000 loops.
 # Measured on 2026-12-01 too: organic8, 1 400 steps from the shipped organic on its loop-analysed
 # loops with --profile-weight 5 and a fresh discriminator, calibrated: FD ratio 0.412 -> 0.375,
