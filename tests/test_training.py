@@ -567,7 +567,7 @@ def test_export_load_generate_and_eval(
     assert f"{segments} under CC0" in card and "griffin_lim_mel_distance" in card
     ratio_met = metrics["fd_ratio"] <= 0.25  # the drums bar
     assert f"{'met' if ratio_met else 'NOT met'}: feature FD at most 25%" in card
-    assert f"({metrics['fd_ratio_min']}-{metrics['fd_ratio_max']} over three draws" in card
+    assert f", {metrics['fd_ratio_min']}-{metrics['fd_ratio_max']} over three draws" in card
     out = GanEngine(config).generate(
         Request(parse_prompt("techno"), "gan", seed=3), lambda *a: None
     )
@@ -752,7 +752,7 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     drums["metrics"] |= {"fd_ratio_min": 0.22, "fd_ratio_max": 0.27}  # the bar stays on seed 0's
     assert shipping_bars(drums)[0][1:] == (
         False,
-        "ratio 0.26 (0.22-0.27 over three draws of latents); 0.24 as the engine plays it, at ψ 0.8",
+        "ratio 0.26, 0.22-0.27 over three draws of latents; 0.24 as the engine plays it, at ψ 0.8",
     )
     measured = {"vocoder": (0.2, 1.1), "vocoder_raw": (0.3, 1.5), "griffin_lim": (0.25, 1.2)}
     recorded = {

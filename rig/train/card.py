@@ -80,7 +80,7 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
         played = ""
         if "fd_ratio_min" in metrics:
             low, high = metrics["fd_ratio_min"], metrics["fd_ratio_max"]
-            played = f" ({low}-{high} over three draws of latents)"
+            played = f", {low}-{high} over three draws of latents"
         if "engine_fd_ratio" in metrics:
             psi = metrics["engine_truncation"]
             played += f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
