@@ -77,18 +77,18 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
         ]
     if "fd_ratio" in metrics:
         ratio, bar = metrics["fd_ratio"], fd_ratio_bar(config.get("material"))
-        played = ""
+        beside = ""  # the same figure on other latents and as the engine plays it
         if "fd_ratio_min" in metrics:
             low, high = metrics["fd_ratio_min"], metrics["fd_ratio_max"]
-            played = f", {low}-{high} over three draws of latents"
+            beside = f", {low}-{high} over three draws of latents"
         if "engine_fd_ratio" in metrics:
             psi = metrics["engine_truncation"]
-            played += f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
+            beside += f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
         bars.append(
             (
                 f"feature FD at most {bar:.0%} of the shuffled-frame baseline",
                 ratio <= bar,
-                f"ratio {ratio}{played}",
+                f"ratio {ratio}{beside}",
             )
         )
     if "loop_point_edges" in metrics:

@@ -288,15 +288,13 @@ def generator_metrics(
     }
     metrics["engine_truncation"] = TRUNCATION
     metrics["engine_fd_generated"] = fd(_generated(model, z, TRUNCATION))
+    baseline = max(metrics["fd_shuffled_frames"], 1e-9)
+    for prefix in ("", "engine_"):
+        metrics[f"{prefix}fd_ratio"] = round(metrics[f"{prefix}fd_generated"] / baseline, 3)
     # The same measure on other latents: how far the figure moves with the draw alone.
     others = [fd(_generated(model, _latents(model, count, seed + k), 1.0)) for k in OTHER_LATENTS]
-    ratios = [value / max(metrics["fd_shuffled_frames"], 1e-9) for value in others]
-    for prefix in ("", "engine_"):
-        metrics[f"{prefix}fd_ratio"] = round(
-            metrics[f"{prefix}fd_generated"] / max(metrics["fd_shuffled_frames"], 1e-9), 3
-        )
-    metrics["fd_ratio_min"] = round(min([metrics["fd_ratio"], *ratios]), 3)
-    metrics["fd_ratio_max"] = round(max([metrics["fd_ratio"], *ratios]), 3)
+    draws = [metrics["fd_ratio"], *(round(value / baseline, 3) for value in others)]
+    metrics["fd_ratio_min"], metrics["fd_ratio_max"] = min(draws), max(draws)
     beats = model.audio.bars * model.audio.beats_per_bar
     seam, lines = edge_rates(generated.numpy(), rate, beats)
     metrics["loop_point_edges"], metrics["beat_line_edges"] = round(seam, 3), round(lines, 3)
