@@ -27,10 +27,11 @@ from rig import cli
 from rig.config import Config
 from rig.engines.base import Request
 from rig.engines.gan import GanEngine
+from rig.latents import measurement_latents, training_rng
 from rig.loop_model import load_loop_model, load_vocoder_folder
 from rig.loops import resample
 from rig.nn.mel import MelFrontEnd, MelSpec
-from rig.nn.stylegan2 import Discriminator, Generator
+from rig.nn.stylegan2 import Discriminator, Generator, MappingNetwork
 from rig.nn.vocoder import LEGACY_MAX_MAGNITUDE
 from rig.params import TRUNCATION
 from rig.prompt import parse_prompt
@@ -126,6 +127,57 @@ def test_stylegan2_two_steps_then_resume(
     assert not torch.equal(before, after["G_ema/mapping.w_avg"])
 
 
+def test_a_resumed_run_draws_what_an_uninterrupted_one_would(
+    data: tuple[Path, Path], vocoder_run: Path, tmp_path: Path
+) -> None:
+    """Three steps in one go and two plus one after a resume end on the same weights: a resume
+    does not replay the run's first latents (it used to restart torch's global stream)."""
+    voc = export_run(vocoder_run, "voc", tmp_path)  # previews without Griffin-Lim's wait
+    two, three = GanSettings(**TWO_STEPS), GanSettings(**{**TWO_STEPS, "steps": 3})
+    straight = train_stylegan2(data[0], tmp_path / "straight", three, TINY_GENERATOR, voc)
+    split = train_stylegan2(data[0], tmp_path / "split", two, TINY_GENERATOR, voc)
+    train_stylegan2(data[0], split, three, vocoder=voc)
+    a, b = (
+        safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
+        for run in (straight, split)
+    )
+    assert log_steps(split) == [1, 2, 3]
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("G/", "D/", "G_ema/")))
+
+
+def test_training_never_draws_the_latents_a_measurement_uses(
+    data: tuple[Path, Path], vocoder_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The numbers of the z a run feeds its mapping network, from two run seeds, are not those
+    of rig eval's latents nor of performers' seeds (the first row of torch's generator), not even
+    at another offset of the same stream: training draws from another generator (rig.latents)."""
+    seen: list[torch.Tensor] = []
+    forward = MappingNetwork.forward
+
+    def spy(self: MappingNetwork, z: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(z.detach().clone())
+        return forward(self, z, *args, **kwargs)  # type: ignore[arg-type]
+
+    voc = export_run(vocoder_run, "voc", tmp_path)
+    monkeypatch.setattr(MappingNetwork, "forward", spy)
+    for seed in (0, 1):
+        settings = GanSettings(**{**TWO_STEPS, "seed": seed})
+        train_stylegan2(data[0], tmp_path / f"run{seed}", settings, TINY_GENERATOR, voc)
+    monkeypatch.setattr(MappingNetwork, "forward", forward)
+    trained = torch.cat(seen)
+    assert len(trained) >= 2 * 2 * 3 * TWO_STEPS["batch"]  # 2 runs, 2 steps, ≥ 3 batches each
+    z_dim = TINY_GENERATOR.z_dim
+    seeds = [torch.Generator().manual_seed(s) for s in range(64)]  # a take's z: the first row
+    takes = torch.cat([torch.randn(1, z_dim, generator=rng) for rng in seeds])
+    measured = torch.cat([measurement_latents(z_dim, 256, draw) for draw in range(3)])
+    drawn = set(trained.flatten().tolist())
+    for other in (takes, measured):  # not even shifted: a value in common is chance (< 1 %)
+        shared = sum(value in drawn for value in other.flatten().tolist())
+        assert shared < 0.01 * len(drawn), shared
+    with pytest.raises(ValueError, match="draw is in"):
+        measurement_latents(z_dim, 4, -1)
+
+
 def test_a_resumed_run_keeps_its_own_statistics_when_the_dataset_grew(
     data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,14 +219,15 @@ def test_the_profile_loss_pulls_the_generated_mean_to_the_datasets(seed: int) ->
 
     def train(weight: float) -> tuple[float, float]:
         """(distance before, distance after) 20 steps at ``weight`` from the same start."""
-        torch.manual_seed(seed)  # training draws from torch alone: the two runs start alike
+        torch.manual_seed(seed)  # the initial weights: the two runs start alike
         G, D = Generator(TINY_GENERATOR), Discriminator(TINY_GENERATOR)
         opt_g = torch.optim.Adam(G.parameters(), lr=0.01, betas=(0.0, 0.99))
         opt_d = torch.optim.Adam(D.parameters(), lr=0.002, betas=(0.0, 0.99))
         before = distance(G)
         settings, cpu = GanSettings(batch=4, profile_weight=weight), torch.device("cpu")
         for step in range(1, 21):
-            _train_step(G, D, opt_g, opt_d, real, step, settings, cpu, profile=profile)
+            rng = training_rng(seed, step)
+            _train_step(G, D, opt_g, opt_d, real, step, settings, cpu, rng, profile=profile)
         return before, distance(G)
 
     before, matched = train(1e6)

@@ -29,6 +29,7 @@ from rig.compute import autocast, pick_device, pick_dtype
 from rig.engines.base import EngineError, EngineOutput, ProgressFn, Request, output_channels
 from rig.engines.gan_kind import CORE_PARAMS, merge_direction
 from rig.engines.gan_prompt import choose_model, prompt_words, word_amounts
+from rig.latents import measurement_latents
 from rig.loop_model import CheckpointError, LoopModel, load_loop_model
 from rig.params import Param, ParamError, check_controls
 from rig.release import find_model_folders
@@ -244,9 +245,8 @@ class GanEngine:
         return repeat_to(loop, round(seconds * model.sample_rate))
 
     def _measure_spread(self, model: LoopModel) -> float:
-        """RMS per-dimension distance of mapped latents from ``w_avg`` (fixed seed)."""
-        rng = torch.Generator().manual_seed(0)
-        z = torch.randn(SPREAD_SAMPLES, model.generator.cfg.z_dim, generator=rng)
+        """RMS per-dimension distance of mapped latents from ``w_avg`` (measurement draw 0)."""
+        z = measurement_latents(model.generator.cfg.z_dim, SPREAD_SAMPLES)
         with autocast(self.device, torch.float32):
             w = model.generator.mapping(z.to(self.device))
         spread = float((w - model.generator.mapping.w_avg).square().mean().sqrt())

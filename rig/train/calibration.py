@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from rig.latents import measurement_latents
 from rig.loop_model import CALIBRATION_FILE, LoopAudio, LoopModel, load_loop_model
 from rig.release import update_config, write_tensors
 from rig.train.card import refresh_card
@@ -111,9 +112,7 @@ def fit_calibration(
 def _generated_mean(model: LoopModel, samples: int, seed: int) -> torch.Tensor:
     """The model's mean normalised spectrogram ``[n_mels, frames]`` over ``samples`` latents
     (ψ = 1, constant noise)."""
-    z = torch.randn(
-        samples, model.generator.cfg.z_dim, generator=torch.Generator().manual_seed(seed)
-    )
+    z = measurement_latents(model.generator.cfg.z_dim, samples, seed)
     total = torch.zeros(())
     with torch.no_grad():
         for part in z.split(BATCH):

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rig.latents import measurement_latents
 from rig.loop_model import DIRECTIONS_FILE, LoopModel, load_loop_model
 from rig.release import update_config, write_tensors
 from rig.train.card import refresh_card
@@ -215,8 +216,7 @@ def check_directions(folder: Path, samples: int = 512, seed: int = 0) -> dict[st
 def _latents(model: LoopModel, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``[samples, w_dim]`` latents a fit learns from and the ``[CHECK_LATENTS, w_dim]``
     ones after them that every check uses."""
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(samples + CHECK_LATENTS, model.generator.cfg.z_dim, generator=rng)
+    z = measurement_latents(model.generator.cfg.z_dim, samples + CHECK_LATENTS, seed)
     with torch.no_grad():
         all_ws = model.generator.mapping(z)
     return all_ws[:samples], all_ws[samples:]

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rig.latents import measurement_latents
 from rig.loop_model import LoopModel, load_loop_model, load_vocoder_folder
 from rig.loops import LoopError, read_audio, resample
 from rig.nn.mel import MelFrontEnd, MelSpec
@@ -304,10 +305,9 @@ def generator_metrics(
 
 
 def _latents(model: LoopModel, count: int, seed: int) -> torch.Tensor:
-    """``[count, z_dim]`` standard-normal latents drawn from ``seed``."""
-    return torch.randn(
-        count, model.generator.cfg.z_dim, generator=torch.Generator().manual_seed(seed)
-    )
+    """``[count, z_dim]`` standard-normal latents: measurement draw ``seed`` (:mod:`rig.latents`:
+    none of them a latent the model trained on)."""
+    return measurement_latents(model.generator.cfg.z_dim, count, seed)
 
 
 def _generated(model: LoopModel, z: torch.Tensor, psi: float) -> torch.Tensor:

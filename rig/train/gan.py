@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from rig.compute import pick_device
+from rig.latents import training_latents, training_rng
 from rig.loop_model import LoopAudio, load_loop_model
 from rig.nn.mel import MelFrontEnd
 from rig.nn.stylegan2 import Discriminator, Generator, GeneratorConfig
@@ -172,7 +173,20 @@ def train_stylegan2(
         def augment(x: torch.Tensor) -> torch.Tensor:
             return augment_spectrograms(x, p, grid_steps, front.std, settings.augment, rng)
 
-        losses = _train_step(G, D, opt_g, opt_d, real, step, settings, device, augment, profile)
+        losses = _train_step(
+            G,
+            D,
+            opt_g,
+            opt_d,
+            real,
+            step,
+            settings,
+            device,
+            training_rng(settings.seed, step),
+            rng,
+            augment,
+            profile,
+        )
         if settings.adaptive and settings.augment_p > 0:
             ada.observe(losses["real_sign"], settings.batch)
         losses["augment_p"] = p
@@ -304,23 +318,31 @@ def _train_step(
     step: int,
     settings: GanSettings,
     device: torch.device,
+    latent_rng: np.random.Generator,
+    noise_rng: torch.Generator | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
     profile: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One D step (with lazy R1 every ``r1_every``) and one G step; the discriminator sees
-    everything through ``augment`` (reals and fakes alike). ``profile``: the dataset's mean
-    normalised spectrogram ``[1, 1, n_mels, frames]``, for ``settings.profile_weight``. Returns
-    the losses."""
+    everything through ``augment`` (reals and fakes alike). ``latent_rng``: this step's latents
+    and style mixing (:func:`rig.latents.training_rng`); ``noise_rng``: a CPU generator for the
+    synthesis noise (on a GPU the device's own). ``profile``: the
+    dataset's mean normalised spectrogram ``[1, 1, n_mels, frames]``, for
+    ``settings.profile_weight``. Returns the losses."""
     batch, z_dim = real.shape[0], G.cfg.z_dim
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
+    noise_rng = noise_rng if device.type == "cpu" else None
+
+    def latents() -> torch.Tensor:
+        return training_latents(latent_rng, batch, z_dim).to(device)
+
     def fake_batch() -> torch.Tensor:
-        z = torch.randn(batch, z_dim, device=device)
-        # torch's generator, not numpy's: a run seeded with torch.manual_seed repeats exactly
-        mixes = float(torch.rand(())) < settings.mixing
-        mix = torch.randn(batch, z_dim, device=device) if mixes else None
-        layer = int(torch.randint(1, G.cfg.num_ws, ())) if mixes else None
-        return G(z, noise="random", mix_z=mix, mix_layer=layer)
+        z = latents()
+        mixes = latent_rng.random() < settings.mixing
+        mix = latents() if mixes else None
+        layer = int(latent_rng.integers(1, G.cfg.num_ws)) if mixes else None
+        return G(z, noise="random", mix_z=mix, mix_layer=layer, generator=noise_rng)
 
     # Discriminator: softplus(D(fake)) + softplus(-D(real)).
     G.requires_grad_(False)
@@ -347,7 +369,7 @@ def _train_step(
     D.requires_grad_(False)
     with autocast:
         with torch.no_grad():
-            G.mapping(torch.randn(batch, z_dim, device=device), track_beta=0.995)
+            G.mapping(latents(), track_beta=0.995)
         fake = fake_batch()
         g_loss = F.softplus(-D(augment(fake)).float()).mean()
     matched = _profile_loss(fake, profile) if profile is not None else g_loss.new_zeros(())

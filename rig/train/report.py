@@ -24,6 +24,7 @@ import numpy as np
 import soundfile
 import torch
 
+from rig.latents import measurement_latents
 from rig.pictures import mel_image
 from rig.release import read_config
 from rig.synthesis import synthesize, vocode_loops
@@ -101,8 +102,7 @@ def _generated(subject: Subject, seed: int) -> list[list[Clip]]:
     at :data:`OTHER_TEMPOS`."""
     model = subject.model
     assert model is not None
-    rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(GENERATED, model.generator.cfg.z_dim, generator=rng)
+    z = measurement_latents(model.generator.cfg.z_dim, GENERATED, seed)
     ws = model.generator.mapping(z)
     loops = synthesize(model, ws)
     clips = [Clip(f"generated-{i}", f"latent {i}", loop) for i, loop in enumerate(loops)]
