@@ -19,8 +19,8 @@ with ``d`` the loop-analysed dataset's mean normalised spectrogram, ``g`` the mo
 ``samples`` latents (ψ = 1, the engine's constant noise), both ``[n_mels, frames]``, and
 ``edges`` the frames whose analysis window (``n_fft`` wide, centred) reached past the loop's
 ends: the shape of each edge frame's spectrum relative to the loop's average becomes the data's.
-Measured on that texture model with ``rig eval`` (200 loops, seed 0): loop-point edges 21.0 % →
-2.5 %, beat lines 9.0 % → 9.1 %, FD ratio 0.416 → 0.409. Correcting every frame the
+Measured on that texture model with ``rig eval`` (200 loops, torch seed 0): loop-point edges
+21.0 % → 2.5 %, beat lines 9.0 % → 9.1 %, FD ratio 0.416 → 0.409. Correcting every frame the
 same way instead pulled the FD ratio to 0.562: the data's mean beat pattern is not every loop's.
 Nor does the long-term spectrum want matching: one offset per band, constant over time, that gave
 the calibrated shipped texture the data's mean spectrum took its FD ratio from 0.347 to 0.390
@@ -82,7 +82,8 @@ def fit_calibration(
     """Fit and store the loop-point calibration of the loop model in ``folder`` against the
     prepared ``dataset`` it was trained on (analysed as loops): ``calibration.safetensors`` and
     the ``"calibration"`` section of ``config.json``, which the card then shows. The latents
-    (``samples`` at ``seed``) are other than ``rig eval``'s (seed 0). Returns that section.
+    (``samples`` of measurement draw ``seed``, :mod:`rig.latents`) are other than ``rig eval``'s
+    (draw 0). Returns that section.
 
     Raises:
         TrainError: the dataset is not loop-analysed, or made for other audio settings.

@@ -72,10 +72,10 @@ from rig.train.vocoder import full_band_mel, log_mel_frames, stft_loss
 GRIFFIN_LIM_ITERATIONS = 64
 BATCH = 16
 RECORDED_SECONDS = 4.0  # one excerpt of a recorded loop, as long as a model's loop
-# Latent seeds (offsets from the evaluation's) of the two other draws behind fd_ratio_min / _max.
-# The FD of 200 loops moves with the draw: measured 2026-12-01, a texture candidate scored 30.05
-# on seed 0's latents and 23.32 on seed 7's against the same held-out loops (the shipped texture:
-# 25.03 / 26.07), more than two sets of real loops differ.
+# Measurement draws (rig.latents; offsets from the evaluation's) of the two other draws behind
+# fd_ratio_min / _max. The FD of 200 loops moves with the draw: measured 2026-12-01, a texture
+# candidate scored 30.05 on torch seed 0's latents and 23.32 on seed 7's against the same held-out
+# loops (the shipped texture: 25.03 / 26.07), more than two sets of real loops differ.
 OTHER_LATENTS = (1, 2)
 
 
