@@ -356,6 +356,7 @@ def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
     """Seconds per training step of StyleGAN2 and the vocoder (see the module docstring)."""
     import torch
 
+    from rig.latents import training_rng
     from rig.loop_model import LoopAudio
     from rig.nn.mel import MelFrontEnd
     from rig.nn.melgan import MultiScaleDiscriminator
@@ -373,7 +374,8 @@ def bench_train(config: Config, repeats: int = 5) -> dict[str, Any]:
     real = torch.randn(settings.batch, 1, *cfg.output_shape)
     figures: dict[str, Any] = {"threads": torch.get_num_threads()}
     for name, step in (("stylegan2_step_s", 1), ("stylegan2_r1_step_s", 0)):
-        run = partial(gan._train_step, G, D, opt_g, opt_d, real, step, settings, device)
+        latents = training_rng(0, step)
+        run = partial(gan._train_step, G, D, opt_g, opt_d, real, step, settings, device, latents)
         figures[name] = _median_ms(run, repeats) / 1000
     audio = LoopAudio()
     defaults = vocoder.VocoderSettings()

@@ -173,19 +173,9 @@ def train_stylegan2(
         def augment(x: torch.Tensor) -> torch.Tensor:
             return augment_spectrograms(x, p, grid_steps, front.std, settings.augment, rng)
 
+        latent_rng = training_rng(settings.seed, step)  # rig.latents: no measurement's, no take's
         losses = _train_step(
-            G,
-            D,
-            opt_g,
-            opt_d,
-            real,
-            step,
-            settings,
-            device,
-            training_rng(settings.seed, step),
-            rng,
-            augment,
-            profile,
+            G, D, opt_g, opt_d, real, step, settings, device, latent_rng, rng, augment, profile
         )
         if settings.adaptive and settings.augment_p > 0:
             ada.observe(losses["real_sign"], settings.batch)
@@ -326,9 +316,8 @@ def _train_step(
     """One D step (with lazy R1 every ``r1_every``) and one G step; the discriminator sees
     everything through ``augment`` (reals and fakes alike). ``latent_rng``: this step's latents
     and style mixing (:func:`rig.latents.training_rng`); ``noise_rng``: a CPU generator for the
-    synthesis noise (on a GPU the device's own). ``profile``: the
-    dataset's mean normalised spectrogram ``[1, 1, n_mels, frames]``, for
-    ``settings.profile_weight``. Returns the losses."""
+    synthesis noise (on a GPU the device's own). ``profile``: the dataset's mean normalised
+    spectrogram ``[1, 1, n_mels, frames]``, for ``settings.profile_weight``. Returns the losses."""
     batch, z_dim = real.shape[0], G.cfg.z_dim
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
