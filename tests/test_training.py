@@ -35,7 +35,6 @@ from rig.nn.stylegan2 import Discriminator, Generator, MappingNetwork
 from rig.nn.vocoder import LEGACY_MAX_MAGNITUDE
 from rig.params import TRUNCATION
 from rig.prompt import parse_prompt
-from rig.train import gan
 from rig.train.average import WeightAverage
 from rig.train.card import render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
@@ -51,7 +50,14 @@ from rig.train.directions import (
 from rig.train.evaluate import evaluate_model, inband_mel_distance, recorded_audio
 from rig.train.export import export_run
 from rig.train.features import centroid, edge_rates, frechet_distance
-from rig.train.gan import GanSettings, _train_step, ema_keep, griffin_lim, train_stylegan2
+from rig.train.gan import (
+    GanSettings,
+    _train_step,
+    ema_keep,
+    griffin_lim,
+    mel_to_audio,
+    train_stylegan2,
+)
 from rig.train.run import Checkpointer, Schedule, TrainError, run_steps
 from rig.train.vocoder import (
     VocoderSettings,
@@ -85,16 +91,26 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def gan_run(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "gan"
-    return train_stylegan2(data[0], out, GanSettings(**TWO_STEPS), TINY_GENERATOR)
-
-
-@pytest.fixture(scope="module")
 def vocoder_run(data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "vocoder"
     settings = VocoderSettings(**TWO_STEPS, adversarial_from=1, segment_frames=16)
     return train_vocoder([data[0]], out, "istft", settings, TINY_ISTFT)
+
+
+@pytest.fixture(scope="module")
+def tiny_vocoder(vocoder_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny vocoder run exported: a release folder that previews play through."""
+    return export_run(vocoder_run, "voc", tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def gan_run(
+    data: tuple[Path, Path], tiny_vocoder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Two steps of the tiny generator; its previews through the tiny vocoder (Griffin-Lim's
+    NNLS took 107 s on these untrained spectrograms; its preview path has a test of its own)."""
+    out = tmp_path_factory.mktemp("runs") / "gan"
+    return train_stylegan2(data[0], out, GanSettings(**TWO_STEPS), TINY_GENERATOR, tiny_vocoder)
 
 
 def log_steps(run: Path) -> list[int]:
@@ -109,7 +125,7 @@ def test_dataset_audio_is_the_prepared_segments(data: tuple[Path, Path]) -> None
 
 
 def test_stylegan2_two_steps_then_resume(
-    gan_run: Path, vocoder_run: Path, data: tuple[Path, Path], tmp_path: Path
+    gan_run: Path, tiny_vocoder: Path, data: tuple[Path, Path]
 ) -> None:
     assert log_steps(gan_run) == [1, 2]
     state = json.loads((gan_run / "checkpoint" / "state.json").read_text())
@@ -121,23 +137,23 @@ def test_stylegan2_two_steps_then_resume(
     assert rate == TINY_AUDIO.mel.sr and len(preview) == 8 * TINY_AUDIO.samples  # 8 fixed latents
     assert (gan_run / "loss.png").is_file()
     before = tensors["G_ema/mapping.w_avg"].clone()
-    vocoder = export_run(vocoder_run, "voc", tmp_path)  # previews without Griffin-Lim's wait
-    train_stylegan2(data[0], gan_run, GanSettings(**{**TWO_STEPS, "steps": 3}), vocoder=vocoder)
+    train_stylegan2(
+        data[0], gan_run, GanSettings(**{**TWO_STEPS, "steps": 3}), vocoder=tiny_vocoder
+    )
     assert log_steps(gan_run) == [1, 2, 3]  # resumed at step 2, not from scratch
     after = safetensors.torch.load_file(str(gan_run / "checkpoint" / "checkpoint.safetensors"))
     assert not torch.equal(before, after["G_ema/mapping.w_avg"])
 
 
 def test_a_resumed_run_draws_what_an_uninterrupted_one_would(
-    data: tuple[Path, Path], vocoder_run: Path, tmp_path: Path
+    data: tuple[Path, Path], tiny_vocoder: Path, tmp_path: Path
 ) -> None:
     """Three steps in one go and two plus one after a resume end on the same weights: a resume
     does not replay the run's first latents (it used to restart torch's global stream)."""
-    voc = export_run(vocoder_run, "voc", tmp_path)  # previews without Griffin-Lim's wait
     two, three = GanSettings(**TWO_STEPS), GanSettings(**{**TWO_STEPS, "steps": 3})
-    straight = train_stylegan2(data[0], tmp_path / "straight", three, TINY_GENERATOR, voc)
-    split = train_stylegan2(data[0], tmp_path / "split", two, TINY_GENERATOR, voc)
-    train_stylegan2(data[0], split, three, vocoder=voc)
+    straight = train_stylegan2(data[0], tmp_path / "straight", three, TINY_GENERATOR, tiny_vocoder)
+    split = train_stylegan2(data[0], tmp_path / "split", two, TINY_GENERATOR, tiny_vocoder)
+    train_stylegan2(data[0], split, three, vocoder=tiny_vocoder)
     a, b = (
         safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
         for run in (straight, split)
@@ -147,7 +163,7 @@ def test_a_resumed_run_draws_what_an_uninterrupted_one_would(
 
 
 def test_training_never_draws_the_latents_a_measurement_uses(
-    data: tuple[Path, Path], vocoder_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: tuple[Path, Path], tiny_vocoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The numbers of the z a run feeds its mapping network, from two run seeds, are not those
     of rig eval's latents nor of performers' seeds (the first row of torch's generator), not even
@@ -159,11 +175,10 @@ def test_training_never_draws_the_latents_a_measurement_uses(
         seen.append(z.detach().clone())
         return forward(self, z, *args, **kwargs)  # type: ignore[arg-type]
 
-    voc = export_run(vocoder_run, "voc", tmp_path)
     monkeypatch.setattr(MappingNetwork, "forward", spy)
     for seed in (0, 1):
         settings = GanSettings(**{**TWO_STEPS, "seed": seed})
-        train_stylegan2(data[0], tmp_path / f"run{seed}", settings, TINY_GENERATOR, voc)
+        train_stylegan2(data[0], tmp_path / f"run{seed}", settings, TINY_GENERATOR, tiny_vocoder)
     monkeypatch.setattr(MappingNetwork, "forward", forward)
     trained = torch.cat(seen)
     assert len(trained) >= 2 * 2 * 3 * TWO_STEPS["batch"]  # 2 runs, 2 steps, ≥ 3 batches each
@@ -180,12 +195,12 @@ def test_training_never_draws_the_latents_a_measurement_uses(
 
 
 def test_a_resumed_run_keeps_its_own_statistics_when_the_dataset_grew(
-    data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data: tuple[Path, Path], tiny_vocoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gan, "write_preview", lambda *args: None)  # Griffin-Lim's wait, unused
     dataset = tmp_path / "drums"
     shutil.copytree(data[0], dataset)
-    run = train_stylegan2(dataset, tmp_path / "run", GanSettings(**TWO_STEPS), TINY_GENERATOR)
+    settings = GanSettings(**TWO_STEPS)
+    run = train_stylegan2(dataset, tmp_path / "run", settings, TINY_GENERATOR, tiny_vocoder)
     own = safetensors.torch.load_file(str(run / "stats.safetensors"))
     grown = {"mean": own["mean"] + 1.0, "std": own["std"] * 2.0}  # as after more loops
     safetensors.torch.save_file(grown, str(dataset / "stats.safetensors"))
@@ -197,7 +212,7 @@ def test_a_resumed_run_keeps_its_own_statistics_when_the_dataset_grew(
         set_statistics(front, mean, std)
 
     monkeypatch.setattr(MelFrontEnd, "set_statistics", spy)
-    train_stylegan2(dataset, run, GanSettings(**{**TWO_STEPS, "steps": 3}))
+    train_stylegan2(dataset, run, GanSettings(**{**TWO_STEPS, "steps": 3}), vocoder=tiny_vocoder)
     assert log_steps(run) == [1, 2, 3]
     assert used and all(torch.equal(mean, own["mean"]) for mean in used)
     kept = safetensors.torch.load_file(str(run / "stats.safetensors"))
@@ -333,7 +348,7 @@ def test_stylegan2_can_start_from_another_run(
 
 
 def test_the_ema_ramp_up_counts_the_steps_an_init_had_trained(
-    gan_run: Path, data: tuple[Path, Path], tmp_path: Path
+    gan_run: Path, tiny_vocoder: Path, data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     settings = GanSettings(**{**TWO_STEPS, "steps": 1, "ema_rampup": 1.0})
     assert ema_keep(3, settings) == pytest.approx(0.5 ** (2 / 6))  # half-life: the 6 images seen
@@ -348,7 +363,8 @@ def test_the_ema_ramp_up_counts_the_steps_an_init_had_trained(
         return safetensors.torch.load_file(str(run / "checkpoint" / "checkpoint.safetensors"))
 
     before, source_step = tensors(gan_run), log_steps(gan_run)[-1]
-    after = tensors(train_stylegan2(data[0], tmp_path / "more", settings, init=gan_run))
+    more = train_stylegan2(data[0], tmp_path / "more", settings, vocoder=tiny_vocoder, init=gan_run)
+    after = tensors(more)
     names = [name for name, _ in Generator(TINY_GENERATOR).named_parameters()]
     kept = torch.cat([(after[f"G_ema/{k}"] - after[f"G/{k}"]).flatten() for k in names])
     whole = torch.cat([(before[f"G_ema/{k}"] - after[f"G/{k}"]).flatten() for k in names])
@@ -480,6 +496,15 @@ def test_griffin_lim_gives_the_same_audio_every_time() -> None:
     noise = torch.randn_like(first) * audio.std()
     distance = [float((log_mel_frames(front, x) - mel).abs().mean()) for x in (first, noise)]
     assert distance[0] < distance[1] / 2  # an inversion of this mel, not any sound
+
+
+def test_a_preview_without_a_vocoder_is_griffin_lim_under_0_9() -> None:
+    front = MelFrontEnd(TINY_AUDIO.mel)
+    audio = torch.from_numpy(groove(120.0, 2.0, 220.0, 0, rate=8000)[:, 0].copy())[None]
+    loud = log_mel_frames(front, audio * 8)  # a mel whose inversion peaks above 0.9
+    inverted, preview = griffin_lim(loud, front, 32), mel_to_audio(loud, front, None)
+    assert float(inverted.abs().max()) > 0.9
+    assert torch.allclose(preview, inverted * (0.9 / inverted.abs().max()))
 
 
 def test_a_weight_average_starts_as_the_weights_then_trails_them() -> None:
