@@ -65,7 +65,9 @@ def test_calibration_matches_the_edges_and_travels_with_the_model(
     assert capsys.readouterr().out.strip() == str(folder)
     section = json.loads((folder / "config.json").read_text())["calibration"]
     assert section["frames"] == [0, 1, 255] and section["samples"] == 1024
-    assert "## Calibration" in (folder / "MODEL_CARD.md").read_text()
+    assert section["draw"] == 1 and "seed" not in section
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card and "1024 loops averaged, latents of measurement draw 1" in card
 
     model = load_loop_model(folder)
     assert model.calibration is not None and model.calibration.shape == (20, 256)

@@ -680,6 +680,8 @@ def test_cli_train_directions_and_eval(
     config = json.loads((models / "d" / "config.json").read_text())
     assert set(config["directions"]) == {"complexity", "bass", "brightness", "pc1", "pc2"}
     assert config["directions"]["brightness"]["check"]["feature"] == "centroid"
+    assert config["directions"]["brightness"]["check"]["latents"] == 96  # CHECK_LATENTS
+    assert " % of 96 latents" in (models / "d" / "MODEL_CARD.md").read_text()
     assert load_loop_model(models / "d").directions["pc1"].vector.norm() == pytest.approx(1.0)
     _check_keeps_the_directions(models / "d", config)
     bad = subprocess.run(  # the console entry point's exit code and message
@@ -708,7 +710,7 @@ def _check_keeps_the_directions(folder: Path, fitted: dict) -> None:
     spoilt = json.loads((folder / "config.json").read_text())
     for entry in spoilt["directions"].values():
         if "check" in entry:
-            entry["check"].update(change=-1.0, rises=0.0)
+            entry["check"].update(change=-1.0, rises=0.0, latents=3)
     (folder / "config.json").write_text(json.dumps(spoilt))
     assert cli.main(["train", "directions", str(folder), "--samples", "24", "--check"]) == 0
     checked = json.loads((folder / "config.json").read_text())["directions"]
@@ -718,6 +720,7 @@ def _check_keeps_the_directions(folder: Path, fitted: dict) -> None:
         if "check" in entry:
             ours, theirs = checked[name]["check"], entry["check"]
             assert ours["feature"] == theirs["feature"] and ours["rises"] == theirs["rises"]
+            assert ours["latents"] == theirs["latents"] == 96
             assert ours["change"] == pytest.approx(theirs["change"], rel=1e-4)
     again = safetensors.torch.load_file(str(folder / "directions.safetensors"))
     assert again.keys() == vectors.keys()
@@ -803,7 +806,7 @@ def test_card_says_which_shipping_bars_are_met() -> None:
             },
             "brightness": {
                 "range": [-1, 1],
-                "check": {"feature": "centroid", "change": 5, "rises": 0.5},
+                "check": {"feature": "centroid", "change": 5, "rises": 0.5, "latents": 96},
             },
             "pc1": {"range": [-2, 2], "description": "principal component 1"},
         },
@@ -817,6 +820,8 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     card = render_card(config)
     assert "NOT met: the vocoder beats Griffin-Lim on mel distance (0.3 vs 0.22)" in card
     assert "NOT met: feature FD at most 30% of the shuffled-frame baseline (ratio 0.4)" in card
+    assert "+5, rising on 50 % of 96 latents" in card
+    assert "+1.2, rising on 90 % of 24 latents" in card  # stored before the count was
     drums = {"material": "drums", "metrics": {"fd_ratio": 0.25}}
     assert shipping_bars(drums) == [
         ("feature FD at most 25% of the shuffled-frame baseline", True, "ratio 0.25")

@@ -101,7 +101,7 @@ def fit_calibration(
     section = {
         "dataset": str(dataset),
         "samples": samples,
-        "seed": seed,
+        "draw": seed,  # measurement draw (rig.latents); "seed" was torch's, before 2026-12-02
         "frames": edges,
         "mean_abs_offset": {str(t): round(float(offset[:, t].abs().mean()), 3) for t in edges},
     }

@@ -108,7 +108,7 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 (
                     f"{name} raises its {check['feature']} across its range",
                     ok,
-                    f"{check['change']:+.3g}, rising on {100 * check['rises']:.0f} % of latents",
+                    f"{check['change']:+.3g}, rising on {_share_of_latents(check)}",
                 )
             )
     return bars
@@ -190,10 +190,18 @@ def _calibration(calibration: dict[str, Any] | None) -> list[str]:
         f"- loop point: at frames {calibration.get('frames')}, whose analysis windows reached "
         "past the loop in data prepared by an older rig, the mean spectrogram's shape is matched "
         f"to that of `{calibration.get('dataset')}` ({calibration.get('samples')} loops "
-        f"averaged, seed {calibration.get('seed')}; `rig train calibration`)",
+        f"averaged, {_latents_drawn(calibration)}; `rig train calibration`)",
         f"- mean |offset| per frame, in normalised units: {sizes}",
         "",
     ]
+
+
+def _latents_drawn(calibration: dict[str, Any]) -> str:
+    """Whose latents a calibration averaged: a measurement draw (:mod:`rig.latents`), or, fitted
+    before those existed, torch's seed."""
+    if "draw" in calibration:
+        return f"latents of measurement draw {calibration['draw']}"
+    return f"latents of torch seed {calibration.get('seed')}"
 
 
 def _data_lines(lead: str, data: dict[str, Any]) -> list[str]:
@@ -234,10 +242,16 @@ def _directions(directions: dict[str, Any]) -> list[str]:
         if check:
             does += (
                 f"; checked: {check['feature']} {check['change']:+.3g} from low to high, rising "
-                f"on {100 * check['rises']:.0f} % of latents"
+                f"on {_share_of_latents(check)}"
             )
         lines.append(f"| {name} | {low:+.2f} … {high:+.2f} | {does} |")
     return [*lines, ""]
+
+
+def _share_of_latents(check: dict[str, Any]) -> str:
+    """The share of latents a check rose on, e.g. "74 % of 96 latents" (a check stored before
+    the count was kept moved 24)."""
+    return f"{100 * check['rises']:.0f} % of {check.get('latents', 24)} latents"
 
 
 def _vocoder_name(vocoder: object) -> str:
