@@ -131,9 +131,13 @@ declare -A VOCODER=([bass]=vocoder-tuned [organic]=vocoder-tuned)
 # step 1 500, calibrated, 0.302 (0.283-0.310 over three draws; directions rising on 96 / 100 /
 # 100 %); shipped. Step 1 500 was chosen over 1 000 on the 250 validation loops (measurement draws
 # 0 / 1: 19.06 / 18.51 against 18.68 / 19.12).
+# Measured on 2026-12-02 too: the same run went on to step 2 000 (validation FD 17.38 / 17.06):
+# held-out FD ratio 0.280 (0.267-0.280), directions 90 / 94 / 100 % of 96 latents; shipped.
+# organic18 (the same recipe on organic's 6 000 loops, from the shipped organic) measured worse at
+# step 500 on its 250 validation loops (23.06 / 24.02 against 19.24 / 20.63); stopped at 636.
 $RIG data demo "$CORPUS" --materials texture --loops 6000  # after the vocoder stage's corpus
 CALIBRATE=${CALIBRATE:-texture organic}
-PLAN=${PLAN:-drums11:drums:models/drums:drums::--profile-weight=5 bass2:bass:models/bass:bass: pads10:pads:models/pads:pads::--profile-weight=5:--live texture17:texture:models/texture:texture:1500:--profile-weight=5 organic9:organic:models/organic:organic::--profile-weight=5}
+PLAN=${PLAN:-drums11:drums:models/drums:drums::--profile-weight=5 bass2:bass:models/bass:bass: pads10:pads:models/pads:pads::--profile-weight=5:--live texture17:texture:models/texture:texture:2000:--profile-weight=5 organic9:organic:models/organic:organic::--profile-weight=5}
 for entry in $PLAN; do
     IFS=: read -r run material init release steps train_flags export_flags <<< "$entry"
     from=()
