@@ -144,6 +144,17 @@ def check_direction(
     return float(change.mean()), float((change > 0).mean())
 
 
+def checked(
+    direction: FittedDirection, render: Renderer, ws: torch.Tensor, feature: Feature, rate: int
+) -> FittedDirection:
+    """``direction`` with the check of ``feature`` on ``[N, w_dim]`` latents recorded in it
+    (:func:`check_direction`: the feature, its mean change, the share that rose, and N)."""
+    direction.feature = feature.__name__
+    direction.change, direction.rises = check_direction(render, ws, direction, feature, rate)
+    direction.checked = len(ws)
+    return direction
+
+
 def fit_named(
     render: Renderer, ws: torch.Tensor, check_ws: torch.Tensor, rate: int
 ) -> dict[str, FittedDirection]:
@@ -155,17 +166,9 @@ def fit_named(
         vector = regression_direction(ws, values)
         spread = float(((ws - ws.mean(dim=0)) @ vector).std())
         direction = FittedDirection(
-            vector,
-            -RANGE_SIGMAS * spread,
-            RANGE_SIGMAS * spread,
-            f"raises the {text}",
-            feature=feature.__name__,
+            vector, -RANGE_SIGMAS * spread, RANGE_SIGMAS * spread, f"raises the {text}"
         )
-        direction.change, direction.rises = check_direction(
-            render, check_ws, direction, feature, rate
-        )
-        direction.checked = len(check_ws)
-        fitted[name] = direction
+        fitted[name] = checked(direction, render, check_ws, feature, rate)
     return fitted
 
 
@@ -206,12 +209,7 @@ def check_directions(folder: Path, samples: int = 512, seed: int = 0) -> dict[st
     for name, stored in model.directions.items():
         direction = FittedDirection(stored.vector, stored.low, stored.high, stored.description)
         if name in NAMED_FEATURES:
-            feature = NAMED_FEATURES[name][0]
-            direction.feature = feature.__name__
-            direction.change, direction.rises = check_direction(
-                render, check_ws, direction, feature, rate
-            )
-            direction.checked = len(check_ws)
+            direction = checked(direction, render, check_ws, NAMED_FEATURES[name][0], rate)
         kept[name] = direction
     _list(folder, kept)  # the vectors on disk stay as they are
     return {name: _summary(d) for name, d in kept.items()}
