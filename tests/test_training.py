@@ -408,6 +408,37 @@ def test_the_vocoder_ships_its_weight_average(vocoder_run: Path, tmp_path: Path)
     assert "(decay 0.999)" in card
 
 
+def test_a_vocoder_exports_under_another_magnitude_cap(
+    vocoder_run: Path, gan_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-magnitude: the same weights, the head's cap set for the release (and the card's
+    training facts say which cap it trained under); refused for anything else."""
+    plain = export_run(vocoder_run, "voc", tmp_path)
+    capped = export_run(vocoder_run, "voc-capped", tmp_path, max_magnitude=1e-3)
+    weights = [safetensors.torch.load_file(str(f / "vocoder.safetensors")) for f in (plain, capped)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    config = json.loads((capped / "config.json").read_text())
+    assert config["vocoder"]["max_magnitude"] == 1e-3
+    trained = TINY_ISTFT.n_fft / 2
+    assert config["training"]["max_magnitude"] == {"trained": trained, "exported": 1e-3}
+    card = (capped / "MODEL_CARD.md").read_text()
+    assert f"magnitude above 0.001 (trained under a cap of {trained:g})" in card
+    mel = torch.randn(1, TINY_ISTFT.n_mels, 8)
+    with torch.no_grad():
+        loud, quiet = (load_vocoder_folder(f)(mel) for f in (plain, capped))
+    assert float(quiet.abs().max()) < 0.01 < float(loud.abs().max())  # the cap is in force
+
+    for run, flags, error in (
+        (vocoder_run, ["--max-magnitude", "0"], "--max-magnitude 0: must be a positive magnitude"),
+        (gan_run, ["--vocoder", "voc", "--max-magnitude", "5"], "only an iSTFT vocoder run"),
+    ):
+        args = ["export", str(run), "--name", "refused", "--models", str(tmp_path), *flags]
+        assert cli.main(args) == 1
+        assert error in capsys.readouterr().err
+        assert not (tmp_path / "refused").exists()
+
+
 def test_a_decaying_learning_rate_shrinks_the_later_steps(
     data: tuple[Path, Path], tmp_path: Path
 ) -> None:

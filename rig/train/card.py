@@ -166,6 +166,12 @@ def _training(training: dict[str, Any]) -> list[str]:
             f"- weights: their exponential moving average (decay {weights.get('average_decay')}),"
             f" kept over the last {weights.get('averaged_steps')} steps"
         )
+    cap = training.get("max_magnitude")
+    if cap:
+        lines.append(
+            f"- head: writes no STFT magnitude above {cap.get('exported'):g} "
+            f"(trained under a cap of {cap.get('trained'):g})"
+        )
     if training.get("generator_weights") == "live":
         lines.append("- generator: the run's last weights, not their moving average (EMA)")
     lines += [

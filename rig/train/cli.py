@@ -201,6 +201,12 @@ def add_parsers(sub: Any, config_flags: ConfigFlags) -> None:
         action="store_true",
         help="a StyleGAN2 run's last generator weights instead of their moving average (EMA)",
     )
+    export.add_argument(
+        "--max-magnitude",
+        type=float,
+        help="an iSTFT vocoder run's head writes no STFT bin louder than this (default: the cap "
+        "it trained under)",
+    )
     config_flags(export)
 
     evaluate = sub.add_parser(
@@ -399,6 +405,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
         args.heldout,
         tuple(args.note),
         args.live,
+        args.max_magnitude,
     )
     print(folder)
     return 0

@@ -8,8 +8,10 @@ vocoder it names); a vocoder run becomes a shared vocoder folder. The training f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from rig.loop_model import (
     save_loop_model,
     save_vocoder,
 )
+from rig.nn.istft import IstftConfig
 from rig.nn.mel import MelSpec
 from rig.nn.stylegan2 import GeneratorConfig
 from rig.nn.vocoder import build_vocoder, vocoder_config
@@ -45,13 +48,18 @@ def export_run(
     heldout: Path | None = None,
     notes: tuple[str, ...] = (),
     live: bool = False,
+    max_magnitude: float | None = None,
 ) -> Path:
     """Export ``run`` as ``models/name``; returns the release folder. ``notes`` (known weaknesses,
     how it was made) go into the card's last section. ``live``: a StyleGAN2 run's last generator
-    weights instead of their EMA (the card says so)."""
+    weights instead of their EMA (the card says so). ``max_magnitude``: an iSTFT vocoder run's
+    head writes no bin louder than this (linear STFT magnitude) instead of the cap it trained
+    under."""
     if not name or "/" in name or name.startswith("."):
         raise TrainError(f"{name!r} is not a folder name for a release")
     config = _run_config(run)
+    if max_magnitude is not None:
+        _check_cap(config, max_magnitude)
     found = load_checkpoint(run / "checkpoint")
     if found is None:
         raise TrainError(f"{run} has no checkpoint yet: train it first")
@@ -59,7 +67,7 @@ def export_run(
     folder = models / name
     facts = _training_facts(config, state)
     if config["kind"] == "vocoder_run":
-        facts |= _export_vocoder(config, tensors, folder)
+        facts |= _export_vocoder(config, tensors, folder, max_magnitude)
     else:
         if not vocoder:
             raise TrainError("a loop model needs --vocoder NAME (a shared vocoder folder)")
@@ -86,14 +94,30 @@ def _run_config(run: Path) -> dict[str, Any]:
     return config
 
 
-def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> dict[str, Any]:
+def _check_cap(config: dict[str, Any], max_magnitude: float) -> None:
+    """Refuse ``--max-magnitude`` for anything but an iSTFT vocoder run, or a cap that is not a
+    positive number."""
+    if config["kind"] != "vocoder_run" or config["vocoder"].get("type") != "istft":
+        raise TrainError("--max-magnitude: only an iSTFT vocoder run's head has a magnitude cap")
+    if not 0 < max_magnitude < math.inf:
+        raise TrainError(f"--max-magnitude {max_magnitude:g}: must be a positive magnitude")
+
+
+def _export_vocoder(
+    config: dict[str, Any], tensors: dict, folder: Path, max_magnitude: float | None = None
+) -> dict[str, Any]:
     """Save the run's weight average (:mod:`rig.train.average`) if it kept one, else its last
-    weights; returns the training facts about that choice."""
+    weights, with the head capped at ``max_magnitude`` if given (the weights are the same);
+    returns the training facts about those choices."""
     cfg = vocoder_config(config["vocoder"])
+    facts: dict[str, Any] = {}
+    if max_magnitude is not None:
+        assert isinstance(cfg, IstftConfig)  # _check_cap
+        facts["max_magnitude"] = {"trained": cfg.magnitude_cap, "exported": max_magnitude}
+        cfg = dataclasses.replace(cfg, max_magnitude=max_magnitude)
     network = build_vocoder(cfg)
     averaged = f"{AVERAGE}/average."
     updates = int(tensors.get(f"{AVERAGE}/updates", torch.zeros(())))
-    facts: dict[str, Any] = {}
     if updates > 0:
         tensors = {
             "vocoder/" + key.removeprefix(averaged): value
@@ -102,7 +126,7 @@ def _export_vocoder(config: dict[str, Any], tensors: dict, folder: Path) -> dict
         }
         # A run begun before averaging existed recorded no decay: it averaged with the default.
         decay = config.get("settings", {}).get("average_decay", VocoderSettings.average_decay)
-        facts = {"weights": {"average_decay": decay, "averaged_steps": updates}}
+        facts["weights"] = {"average_decay": decay, "averaged_steps": updates}
     load_module("vocoder", network, tensors)
     mel = LoopAudio.from_dict(config["audio"]).mel
     save_vocoder(network, cfg, mel, folder)
