@@ -22,7 +22,7 @@ LOOP_MODELS = ("drums", "bass", "pads", "texture", "organic")
 # The shared vocoder each loop model plays through: the one it measured better through (FD ratio;
 # drums also on their air above 12 kHz; scripts/train-defaults.sh, the vocoder stage).
 VOCODER_OF = {
-    "drums": "vocoder",
+    "drums": "vocoder-tuned-capped",
     "bass": "vocoder-tuned",
     "pads": "vocoder",
     "texture": "vocoder",
