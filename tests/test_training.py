@@ -671,8 +671,10 @@ def test_export_load_generate_and_eval(
         "vocoder_raw_mel_distance",
         "fd_generated",
         "fd_train",
+        "fd_train_vocoded",
     ):
         assert np.isfinite(metrics[key])
+    assert metrics["fd_train_vocoded"] > metrics["fd_train"]  # a tiny vocoder costs FD
     assert metrics["heldout_loops"] == len(dataset_audio(data[1]))
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"{segments} under CC0" in card and "griffin_lim_mel_distance" in card

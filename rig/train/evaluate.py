@@ -30,7 +30,10 @@ contrast), each feature standardised by the held-out set's mean and std, for
 - ``fd_generated``: loops from random latents (ψ = 1) against the held-out loops;
 - ``fd_shuffled_frames``: the baseline of no musical structure — the held-out mel frames shuffled
   across time and loops, then vocoded by the same vocoder;
-- ``fd_train``: the training loops against the held-out ones (the floor a perfect model reaches).
+- ``fd_train``: the training loops against the held-out ones (the floor a perfect model reaches);
+- ``fd_train_vocoded``: the same training loops' log-mels through the model's vocoder (the floor
+  a perfect generator reaches through this vocoder: what ``fd_generated`` has above it is the
+  generator's, what it has above ``fd_train`` the vocoder's).
 ``fd_ratio`` = ``fd_generated / fd_shuffled_frames`` (the bar of a shipped model: 0.25 for drums,
 0.3 for every other material). ``engine_fd_generated`` and ``engine_fd_ratio`` measure the same
 latents at the truncation the engine plays them at by default (``engine_truncation``, ψ 0.8): what
@@ -300,7 +303,9 @@ def generator_metrics(
     seam, lines = edge_rates(generated.numpy(), rate, beats)
     metrics["loop_point_edges"], metrics["beat_line_edges"] = round(seam, 3), round(lines, 3)
     if train is not None:
-        metrics["fd_train"] = fd(torch.from_numpy(dataset_audio(train, count, seed + 1, rate)))
+        loops = torch.from_numpy(dataset_audio(train, count, seed + 1, rate))
+        metrics["fd_train"] = fd(loops)
+        metrics["fd_train_vocoded"] = fd(_vocoded(model, _log_mels(model, loops)))
     return metrics
 
 
@@ -324,14 +329,25 @@ def _features(audio: torch.Tensor, rate: int) -> np.ndarray:
 
 def _shuffled(model: LoopModel, real: torch.Tensor, seed: int) -> torch.Tensor:
     """The real loops' mel frames shuffled across time and loops, vocoded: ``[N, samples]``."""
-    front = model.output_mel
-    assert front is not None
-    mel = torch.cat([log_mel_frames(front, part) for part in real.split(BATCH)])
+    mel = _log_mels(model, real)
     n, bins, frames = mel.shape
     pool = mel.permute(0, 2, 1).reshape(n * frames, bins)
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-    shuffled = pool[order].reshape(n, frames, bins).permute(0, 2, 1)
-    return torch.cat([vocode_loops(model.vocoder, front, part) for part in shuffled.split(BATCH)])
+    return _vocoded(model, pool[order].reshape(n, frames, bins).permute(0, 2, 1))
+
+
+def _log_mels(model: LoopModel, audio: torch.Tensor) -> torch.Tensor:
+    """``[N, samples]`` loops at the vocoder's rate → their ``[N, n_mels, frames]`` log-mels."""
+    front = model.output_mel
+    assert front is not None
+    return torch.cat([log_mel_frames(front, part) for part in audio.split(BATCH)])
+
+
+def _vocoded(model: LoopModel, mel: torch.Tensor) -> torch.Tensor:
+    """``[N, n_mels, frames]`` log-mels of loops → ``[N, samples]`` through the model's vocoder."""
+    front = model.output_mel
+    assert front is not None
+    return torch.cat([vocode_loops(model.vocoder, front, part) for part in mel.split(BATCH)])
 
 
 def _training_dataset(folder: Path, heldout: Path) -> Path | None:
