@@ -15,7 +15,7 @@ from rig.engines.base import Request
 from rig.engines.gan import GanEngine
 from rig.loop_model import load_loop_model
 from rig.prompt import parse_prompt
-from rig.train.card import shipping_bars
+from rig.train.card import Bar, shipping_bars
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
 LOOP_MODELS = ("drums", "bass", "pads", "texture", "organic")
@@ -49,24 +49,23 @@ RAW_NETWORK_TARGET = "the network alone beats Griffin-Lim"
 SHIP_RISES = 0.5
 
 
-def _direction_ships(config: dict, bar: tuple[str, bool, str]) -> bool:
+def _direction_ships(config: dict, bar: Bar) -> bool:
     """Whether ``bar`` is a named direction's, raising its feature on more than
     :data:`SHIP_RISES` of the checked latents."""
-    name = bar[0].split(" raises its ")[0]
-    check = config.get("directions", {}).get(name, {}).get("check")
-    return bool(check) and check["change"] > 0 and check["rises"] > SHIP_RISES
+    check = config.get("directions", {}).get(bar.direction, {}).get("check")
+    return bool(bar.direction and check) and check["change"] > 0 and check["rises"] > SHIP_RISES
 
 
-def unmet(config: dict) -> list[tuple[str, bool, str]]:
+def unmet(config: dict) -> list[Bar]:
     """The bars not met, except an FD-ratio target missed by a model still under
     :data:`SHIP_FD_RATIO`, :data:`RAW_NETWORK_TARGET` and a direction over :data:`SHIP_RISES`."""
     ratio = config.get("metrics", {}).get("fd_ratio", 1.0)
     return [
         bar
         for bar in shipping_bars(config)
-        if not bar[1]
-        and not (bar[0].startswith("feature FD") and ratio <= SHIP_FD_RATIO)
-        and not bar[0].startswith(RAW_NETWORK_TARGET)
+        if not bar.met
+        and not (bar.what.startswith("feature FD") and ratio <= SHIP_FD_RATIO)
+        and not bar.what.startswith(RAW_NETWORK_TARGET)
         and not _direction_ships(config, bar)
     ]
 
@@ -81,9 +80,8 @@ def test_each_release_folder_is_small_and_carded(name: str) -> None:
     assert folder_bytes(folder) < MAX_BYTES
     config = json.loads((folder / "config.json").read_text())
     card = (folder / "MODEL_CARD.md").read_text()
-    assert card.count("NOT met") == len(shipping_bars(config)) - sum(
-        ok for _, ok, _ in shipping_bars(config)
-    )  # the card is up to date with the bars
+    bars = shipping_bars(config)
+    assert card.count("NOT met") == sum(not bar.met for bar in bars)  # the card is up to date
     assert unmet(config) == []
     training = json.loads((folder / "config.json").read_text())["training"]
     assert training["steps"] > 0 and training["wall_hours"] > 0

@@ -36,7 +36,7 @@ from rig.nn.vocoder import LEGACY_MAX_MAGNITUDE
 from rig.params import TRUNCATION
 from rig.prompt import parse_prompt
 from rig.train.average import WeightAverage
-from rig.train.card import render_card, shipping_bars
+from rig.train.card import Bar, render_card, shipping_bars
 from rig.train.data import DataSettings, dataset_audio, prepare_dataset
 from rig.train.directions import (
     RIDGE_GRID,
@@ -844,11 +844,11 @@ def test_card_says_which_shipping_bars_are_met() -> None:
             "pc1": {"range": [-2, 2], "description": "principal component 1"},
         },
     }
-    assert [(what.split()[0], ok) for what, ok, _ in shipping_bars(config)] == [
-        ("the", False),  # 0.3 is not below Griffin-Lim's 0.22
-        ("feature", False),  # 0.4 is above 30 %
-        ("bass", True),
-        ("brightness", False),  # rises on only half the latents
+    assert [(bar.what.split()[0], bar.met, bar.direction) for bar in shipping_bars(config)] == [
+        ("the", False, ""),  # 0.3 is not below Griffin-Lim's 0.22
+        ("feature", False, ""),  # 0.4 is above 30 %
+        ("bass", True, "bass"),
+        ("brightness", False, "brightness"),  # rises on only half the latents
     ]
     card = render_card(config)
     assert "NOT met: the vocoder beats Griffin-Lim on mel distance (0.3 vs 0.22)" in card
@@ -857,18 +857,19 @@ def test_card_says_which_shipping_bars_are_met() -> None:
     assert "+1.2, rising on 90 % of 24 latents" in card  # stored before the count was
     drums = {"material": "drums", "metrics": {"fd_ratio": 0.25}}
     assert shipping_bars(drums) == [
-        ("feature FD at most 25% of the shuffled-frame baseline", True, "ratio 0.25")
+        Bar("feature FD at most 25% of the shuffled-frame baseline", True, "ratio 0.25")
     ]
     drums["metrics"] |= {"fd_ratio": 0.26, "engine_fd_ratio": 0.24, "engine_truncation": 0.8}
     assert shipping_bars(drums) == [  # the bar stays on ψ = 1; the played figure is told beside
-        (
+        Bar(
             "feature FD at most 25% of the shuffled-frame baseline",
             False,
             "ratio 0.26; 0.24 as the engine plays it, at ψ 0.8",
         )
     ]
     drums["metrics"] |= {"fd_ratio_min": 0.22, "fd_ratio_max": 0.27}  # the bar stays on seed 0's
-    assert shipping_bars(drums)[0][1:] == (
+    bar = shipping_bars(drums)[0]
+    assert (bar.met, bar.figures) == (
         False,
         "ratio 0.26, 0.22-0.27 over three draws of latents; 0.24 as the engine plays it, at ψ 0.8",
     )
@@ -878,7 +879,7 @@ def test_card_says_which_shipping_bars_are_met() -> None:
         for who, values in measured.items()
         for d, value in zip(("mel", "stft"), values, strict=True)
     }
-    assert [ok for _, ok, _ in shipping_bars({"kind": "vocoder", "metrics": recorded})] == [
+    assert [bar.met for bar in shipping_bars({"kind": "vocoder", "metrics": recorded})] == [
         True,  # 0.2 < 0.25
         True,  # 1.1 < 1.2
         False,  # the network alone: 0.3 > 0.25
@@ -902,13 +903,13 @@ def test_edges_at_the_loop_point_and_beat_lines_are_told_apart() -> None:
     assert edge_rates(hits, rate, beats) == (0.0, pytest.approx(2 / 3))
     clicks = {"loop_point_edges": 0.4, "beat_line_edges": 0.05}
     assert shipping_bars({"metrics": clicks}) == [
-        (
+        Bar(
             "no more hard edges at the loop point than at the beat lines (+5 points)",
             False,
             "40.0% of generated loops at the loop point, 5.0% at a beat line",
         )
     ]
-    assert shipping_bars({"metrics": {**clicks, "loop_point_edges": 0.1}})[0][1]
+    assert shipping_bars({"metrics": {**clicks, "loop_point_edges": 0.1}})[0].met
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])

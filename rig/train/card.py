@@ -10,11 +10,20 @@ Notes a person writes go in ``"notes"`` (a list of lines) and are kept.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rig.release import read_config, write_text
 
 CARD = "MODEL_CARD.md"
+
+
+class Bar(NamedTuple):
+    """One bar a shipped default model must meet, as its card states it."""
+
+    what: str  # "the vocoder beats Griffin-Lim on mel distance"
+    met: bool
+    figures: str  # the measured figures beside it: "0.208 vs 0.269"
+    direction: str = ""  # the named direction whose check it is ("" for the other bars)
 
 
 def refresh_card(folder: Path) -> Path:
@@ -37,7 +46,9 @@ def render_card(config: dict[str, Any]) -> str:
     bars = shipping_bars(config)
     if bars:
         lines += ["## Bars for a shipped default model", ""]
-        lines += [f"- {'met' if ok else 'NOT met'}: {what} ({detail})" for what, ok, detail in bars]
+        lines += [
+            f"- {'met' if bar.met else 'NOT met'}: {bar.what} ({bar.figures})" for bar in bars
+        ]
         lines.append("")
     notes = config.get("notes", [])
     if notes:
@@ -58,10 +69,11 @@ def fd_ratio_bar(material: str | None) -> float:
     return FD_RATIO_BARS.get(material or "", FD_RATIO_BAR)
 
 
-def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    """The bars a shipped default model must meet, as far as ``config`` has the numbers:
-    (what, met, the figures). Empty before ``rig eval`` and ``rig train directions``."""
-    metrics, bars = config.get("metrics", {}), []
+def shipping_bars(config: dict[str, Any]) -> list[Bar]:
+    """The bars a shipped default model must meet, as far as ``config`` has the numbers.
+    Empty before ``rig eval`` and ``rig train directions``."""
+    metrics = config.get("metrics", {})
+    bars: list[Bar] = []
     for key in metrics:  # "vocoder_mel_distance", or "<material> vocoder_mel_distance"
         if key.endswith("vocoder_mel_distance") and not key.startswith(RECORDED):
             prefix = key.removesuffix("vocoder_mel_distance")
@@ -85,7 +97,7 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
             psi = metrics["engine_truncation"]
             beside += f"; {metrics['engine_fd_ratio']} as the engine plays it, at ψ {psi}"
         bars.append(
-            (
+            Bar(
                 f"feature FD at most {bar:.0%} of the shuffled-frame baseline",
                 ratio <= bar,
                 f"ratio {ratio}{beside}",
@@ -94,7 +106,7 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
     if "loop_point_edges" in metrics:
         seam, lines = metrics["loop_point_edges"], metrics["beat_line_edges"]
         bars.append(
-            (
+            Bar(
                 "no more hard edges at the loop point than at the beat lines (+5 points)",
                 seam <= lines + SEAM_SLACK,
                 f"{seam:.1%} of generated loops at the loop point, {lines:.1%} at a beat line",
@@ -105,23 +117,22 @@ def shipping_bars(config: dict[str, Any]) -> list[tuple[str, bool, str]]:
         if check:
             ok = check["change"] > 0 and check["rises"] >= RISES_BAR
             bars.append(
-                (
+                Bar(
                     f"{name} raises its {check['feature']} across its range",
                     ok,
                     f"{check['change']:+.3g}, rising on {_share_of_latents(check)}",
+                    direction=name,
                 )
             )
     return bars
 
 
-def _beats(
-    metrics: dict[str, Any], prefix: str, ours: str, distance: str, what: str
-) -> tuple[str, bool, str]:
+def _beats(metrics: dict[str, Any], prefix: str, ours: str, distance: str, what: str) -> Bar:
     """The bar "``ours`` beats Griffin-Lim on ``what``" from the ``prefix``ed metrics."""
     mine = metrics[f"{prefix}{ours}_{distance}_distance"]
     theirs = metrics[f"{prefix}griffin_lim_{distance}_distance"]
     who = "the vocoder" if ours == "vocoder" else "the network alone"
-    return f"{who} beats Griffin-Lim on {what}", mine < theirs, f"{mine} vs {theirs}"
+    return Bar(f"{who} beats Griffin-Lim on {what}", mine < theirs, f"{mine} vs {theirs}")
 
 
 def _what(config: dict[str, Any]) -> list[str]:
