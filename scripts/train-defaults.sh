@@ -61,10 +61,10 @@ if [[ $STAGE == all || $STAGE == vocoder ]]; then
     $RIG export "$RUNS/vocoder-tuned" --name vocoder-tuned --models "$RELEASES"
     # The same weights with the head capped at 100 again, the cap `vocoder` trained under: drums
     # play through it. Measured 2026-12-02 (the same latents and held-out loops), drums' FD ratio
-    # through vocoder 0.241, vocoder-tuned 0.279, and this copy under caps 100 / 150 / 200: 0.229 /
-    # 0.244 / 0.253; its network alone on the recorded loops 0.2379 / 0.2366 / 0.2360 (vocoder
-    # 0.2714, Griffin-Lim 0.2374). Pads (0.268 -> 0.273) and texture (0.280 -> 0.295 at cap 150)
-    # measure worse through it and keep vocoder.
+    # through vocoder 0.241, vocoder-tuned 0.279, and this copy under caps 100 / 125 / 150 / 200:
+    # 0.229 / 0.237 / 0.244 / 0.253; its network alone on the recorded loops 0.2379 / 0.2371 /
+    # 0.2366 / 0.2360 (vocoder 0.2714, Griffin-Lim 0.2374). Pads (0.268 -> 0.273) and texture
+    # (0.280 -> 0.295 at cap 150) measure worse through it and keep vocoder.
     $RIG export "$RUNS/vocoder-tuned" --name vocoder-tuned-capped --models "$RELEASES" \
         --max-magnitude 100
     for vocoder in vocoder-tuned vocoder-tuned-capped; do
